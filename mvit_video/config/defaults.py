@@ -1,0 +1,144 @@
+"""Default configuration.
+
+Key names follow PySlowFast wherever the concept is the same, so that its MViT YAML files load after only their
+dataset paths are changed. A key that is not defined here is rejected when a YAML file or ``--opts`` names it.
+"""
+
+from fvcore.common.config import CfgNode
+
+from .data_defaults import DATA_SUPPORTED_VALUES, add_data_config
+
+_C = CfgNode()
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+_C.TRAIN = CfgNode()
+_C.TRAIN.ENABLE = True
+_C.TRAIN.DATASET = "kinetics"
+_C.TRAIN.BATCH_SIZE = 64
+_C.TRAIN.EVAL_PERIOD = 10
+_C.TRAIN.CHECKPOINT_PERIOD = 10
+_C.TRAIN.AUTO_RESUME = True
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""
+_C.TRAIN.CHECKPOINT_EPOCH_RESET = False
+
+add_data_config(_C)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------------
+_C.MODEL = CfgNode()
+# "mvit" builds the multiscale model; "vit" is accepted for the single-scale baseline, which is the same network with
+# no pooling and no channel expansion (see configs/K400/VIT_B_16x4.yaml).
+_C.MODEL.ARCH = "mvit"
+_C.MODEL.MODEL_NAME = "MViT"
+_C.MODEL.NUM_CLASSES = 400
+_C.MODEL.LOSS_FUNC = "soft_cross_entropy"
+# Dropout before the classification layer.
+_C.MODEL.DROPOUT_RATE = 0.5
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multiscale Vision Transformer
+# ---------------------------------------------------------------------------------------------------------------------
+_C.MVIT = CfgNode()
+_C.MVIT.MODE = "conv"  # pooling function: conv | max | avg
+_C.MVIT.CLS_EMBED_ON = True
+_C.MVIT.PATCH_KERNEL = [3, 7, 7]
+_C.MVIT.PATCH_STRIDE = [2, 4, 4]
+_C.MVIT.PATCH_PADDING = [1, 3, 3]
+_C.MVIT.PATCH_2D = False
+_C.MVIT.EMBED_DIM = 96
+_C.MVIT.NUM_HEADS = 1
+_C.MVIT.MLP_RATIO = 4.0
+_C.MVIT.QKV_BIAS = True
+_C.MVIT.DROPPATH_RATE = 0.1
+_C.MVIT.DEPTH = 16
+_C.MVIT.NORM = "layernorm"
+# [block index, multiplier]: the width (heads) is multiplied from that block on.
+_C.MVIT.DIM_MUL = []
+_C.MVIT.HEAD_MUL = []
+# [block index, stride_t, stride_h, stride_w]: query pooling stride of that block.
+_C.MVIT.POOL_Q_STRIDE = []
+# [block index, stride_t, stride_h, stride_w]: explicit key/value pooling strides (used when ADAPTIVE is None).
+_C.MVIT.POOL_KV_STRIDE = []
+# Key/value stride of block 0, divided by the query stride at every query-pooling block.
+_C.MVIT.POOL_KV_STRIDE_ADAPTIVE = None
+_C.MVIT.POOL_KVQ_KERNEL = None
+_C.MVIT.ZERO_DECAY_POS_CLS = True
+_C.MVIT.NORM_STEM = False
+_C.MVIT.SEP_POS_EMBED = False
+# Dropout on the attention output projection.
+_C.MVIT.DROPOUT_RATE = 0.0
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Augmentation (consumed by the training pipeline)
+# ---------------------------------------------------------------------------------------------------------------------
+_C.AUG = CfgNode()
+_C.AUG.ENABLE = False
+_C.AUG.NUM_SAMPLE = 1
+_C.AUG.COLOR_JITTER = 0.4
+_C.AUG.AA_TYPE = "rand-m9-mstd0.5-inc1"
+_C.AUG.INTERPOLATION = "bicubic"
+_C.AUG.RE_PROB = 0.25
+_C.AUG.RE_MODE = "pixel"
+_C.AUG.RE_COUNT = 1
+_C.AUG.RE_SPLIT = False
+
+_C.MIXUP = CfgNode()
+_C.MIXUP.ENABLE = False
+_C.MIXUP.ALPHA = 0.8
+_C.MIXUP.CUTMIX_ALPHA = 1.0
+_C.MIXUP.PROB = 1.0
+_C.MIXUP.SWITCH_PROB = 0.5
+_C.MIXUP.LABEL_SMOOTH_VALUE = 0.1
+
+# MViT has no batch norm; the keys exist so that PySlowFast files load, and precise BN statistics are refused.
+_C.BN = CfgNode()
+_C.BN.USE_PRECISE_STATS = False
+_C.BN.NUM_BATCHES_PRECISE = 200
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Optimiser and schedule
+# ---------------------------------------------------------------------------------------------------------------------
+_C.SOLVER = CfgNode()
+_C.SOLVER.OPTIMIZING_METHOD = "adamw"
+_C.SOLVER.BASE_LR = 1e-4
+_C.SOLVER.BASE_LR_SCALE_NUM_SHARDS = False
+_C.SOLVER.LR_POLICY = "cosine"
+_C.SOLVER.COSINE_AFTER_WARMUP = True
+_C.SOLVER.COSINE_END_LR = 1e-6
+_C.SOLVER.WARMUP_START_LR = 1e-6
+_C.SOLVER.WARMUP_EPOCHS = 30.0
+_C.SOLVER.MAX_EPOCH = 200
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.BETAS = [0.9, 0.999]
+_C.SOLVER.WEIGHT_DECAY = 0.05
+_C.SOLVER.ZERO_WD_1D_PARAM = True
+_C.SOLVER.CLIP_GRAD_L2NORM = None
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Misc
+# ---------------------------------------------------------------------------------------------------------------------
+_C.NUM_GPUS = 1
+_C.NUM_SHARDS = 1
+_C.SHARD_ID = 0
+_C.RNG_SEED = 0
+_C.OUTPUT_DIR = "./output"
+_C.LOG_PERIOD = 10
+
+# Values that PySlowFast accepts but this project does not implement: refused with the key named, never ignored.
+SUPPORTED_VALUES = {
+    "MODEL.ARCH": ("mvit", "vit"),
+    "MODEL.MODEL_NAME": ("MViT",),
+    "MVIT.MODE": ("conv", "max", "avg"),
+    "MVIT.NORM": ("layernorm",),
+    "MVIT.PATCH_2D": (False,),
+    "BN.USE_PRECISE_STATS": (False,),
+    **DATA_SUPPORTED_VALUES,
+}
+
+
+def get_default_cfg() -> CfgNode:
+    """A fresh copy of the defaults."""
+    return _C.clone()

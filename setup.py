@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md")
+
+setup(
+    name="mvit_video",
+    version="0.1.0",
+    description="Multiscale Vision Transformers for video recognition: paper-exact models, exact checkpoint loading, "
+    "frame-exact data loading.",
+    long_description=README.read_text() if README.exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=("tests", "tests.*", "tools")),
+    include_package_data=True,
+    package_data={"mvit_video": ["data/classnames/*.txt"]},
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "pytorchvideo>=0.1.5",
+        "decord>=0.6; platform_system == 'Linux' and platform_machine == 'x86_64'",
+        "av>=10",
+        "fvcore>=0.1.5",
+        "iopath>=0.1.9",
+        "simplejson",
+        "tqdm",
+        "matplotlib",
+        "numpy",
+        "PyYAML",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scikit-video", "scipy"],
+    },
+)
