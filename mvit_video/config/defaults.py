@@ -68,6 +68,10 @@ _C.MVIT.POOL_KVQ_KERNEL = None
 _C.MVIT.ZERO_DECAY_POS_CLS = True
 _C.MVIT.NORM_STEM = False
 _C.MVIT.SEP_POS_EMBED = False
+# Positional embedding: "auto" follows SEP_POS_EMBED (separate, else joint); or "separate" | "joint" | "none".
+_C.MVIT.POS_EMBED = "auto"
+# LayerNorm eps after Q/K/V conv pooling: 1e-6 in PySlowFast and torchvision; pytorchvideo's MViT uses 1e-5.
+_C.MVIT.POOL_NORM_EPS = 1e-6
 # Dropout on the attention output projection.
 _C.MVIT.DROPOUT_RATE = 0.0
 
@@ -133,6 +137,7 @@ SUPPORTED_VALUES = {
     "MODEL.MODEL_NAME": ("MViT",),
     "MVIT.MODE": ("conv", "max", "avg"),
     "MVIT.NORM": ("layernorm",),
+    "MVIT.POS_EMBED": ("auto", "separate", "joint", "none"),
     "MVIT.PATCH_2D": (False,),
     "BN.USE_PRECISE_STATS": (False,),
     **DATA_SUPPORTED_VALUES,

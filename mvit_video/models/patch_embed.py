@@ -1,0 +1,31 @@
+"""Space-time cube patchify: one Conv3d turns a clip into a grid of tokens."""
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+
+class PatchEmbed3d(nn.Module):
+    """Conv3d cube embedding; returns the tokens and the (T, H, W) size of their grid."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dim: int,
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        padding: Sequence[int],
+    ) -> None:
+        super().__init__()
+        self.proj = nn.Conv3d(in_channels, embed_dim, tuple(kernel), stride=tuple(stride), padding=tuple(padding))
+
+    def grid_size(self, input_size: Sequence[int]) -> Tuple[int, int, int]:
+        """The token grid (T', H', W') produced for a clip of size (T, H, W)."""
+        k, s, p = self.proj.kernel_size, self.proj.stride, self.proj.padding
+        return tuple((n + 2 * p[d] - k[d]) // s[d] + 1 for d, n in enumerate(input_size))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
+        x = self.proj(x)  # (B, 3, T, H, W) -> (B, C, T', H', W')
+        thw = tuple(x.shape[2:])
+        return x.flatten(2).transpose(1, 2), thw  # -> (B, T'H'W', C)

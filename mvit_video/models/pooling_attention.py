@@ -1,0 +1,137 @@
+"""Multi Head Pooling Attention (MHPA), the core of MViT.
+
+Queries, keys and values are each pooled over the (T, H, W) token grid before attention. Pooling the query shrinks
+the output sequence (the stage transitions); pooling keys and values shrinks only the cost of attention. The class
+token is never pooled: it is split off, the grid is pooled, and the token is put back.
+"""
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Grid = Tuple[int, int, int]
+
+
+def split_cls(x: torch.Tensor, has_cls: bool) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+    """Splits (..., 1 + N, C) into the class token (..., 1, C) and the grid tokens (..., N, C)."""
+    if not has_cls:
+        return None, x
+    return x[..., :1, :], x[..., 1:, :]
+
+
+def join_cls(cls: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`split_cls`."""
+    return x if cls is None else torch.cat([cls, x], dim=-2)
+
+
+def pool_tokens(x: torch.Tensor, pool: nn.Module, thw: Grid, has_cls: bool) -> Tuple[torch.Tensor, Grid]:
+    """Applies a 3D pooling module to the grid tokens of ``x``, leaving the class token untouched.
+
+    ``x`` is (B, N, C) or (B, heads, N, C); returns the pooled tokens in the same layout and the new grid size.
+    """
+    cls, grid = split_cls(x, has_cls)
+    lead = grid.shape[:-2]
+    channels = grid.shape[-1]
+    # (..., THW, C) -> (B', C, T, H, W): a view with channels last, which the CPU convolution takes without a copy
+    volume = grid.reshape(-1, *thw, channels).permute(0, 4, 1, 2, 3)
+    volume = pool(volume)
+    new_thw = tuple(volume.shape[2:])
+    grid = volume.flatten(2).transpose(1, 2).reshape(*lead, -1, channels)
+    return join_cls(cls, grid), new_thw
+
+
+def _padding(kernel: Sequence[int]) -> Tuple[int, ...]:
+    return tuple(k // 2 for k in kernel)
+
+
+class AttentionPool(nn.Module):
+    """Pools one of Q, K, V per head: conv (depthwise Conv3d shared by the heads, then LayerNorm), max or avg."""
+
+    def __init__(
+        self, mode: str, head_dim: int, kernel: Sequence[int], stride: Sequence[int], norm_eps: float = 1e-6
+    ) -> None:
+        super().__init__()
+        kernel, stride = tuple(kernel), tuple(stride)
+        if mode == "conv":
+            self.pool = nn.Conv3d(
+                head_dim, head_dim, kernel, stride=stride, padding=_padding(kernel), groups=head_dim, bias=False
+            )
+            self.norm = nn.LayerNorm(head_dim, eps=norm_eps)
+        elif mode == "max":
+            self.pool = nn.MaxPool3d(kernel, stride=stride, padding=_padding(kernel), ceil_mode=False)
+            self.norm = None
+        elif mode == "avg":
+            self.pool = nn.AvgPool3d(kernel, stride=stride, padding=_padding(kernel), ceil_mode=False)
+            self.norm = None
+        else:
+            raise ValueError(f"unknown pooling mode {mode!r} (expected conv, max or avg)")
+
+    def forward(self, x: torch.Tensor, thw: Grid, has_cls: bool) -> Tuple[torch.Tensor, Grid]:
+        # (B, heads, 1 + THW, d) -> (B, heads, 1 + T'H'W', d)
+        x, thw = pool_tokens(x, self.pool, thw, has_cls)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x, thw
+
+
+def _needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
+    # The reference skips pooling only when both kernel and stride are all ones; a 3x3x3 kernel at stride 1 still pools.
+    return len(kernel) > 0 and (math.prod(kernel) > 1 or math.prod(stride) > 1)
+
+
+class MultiScaleAttention(nn.Module):
+    """Multi Head Pooling Attention over ``dim`` channels with ``num_heads`` heads.
+
+    Input (B, 1 + THW, dim) with grid ``thw``; output (B, 1 + T'H'W', dim) where T'H'W' is the query-pooled grid.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        mode: str = "conv",
+        kernel_q: Sequence[int] = (),
+        stride_q: Sequence[int] = (),
+        kernel_kv: Sequence[int] = (),
+        stride_kv: Sequence[int] = (),
+        has_cls: bool = True,
+        proj_drop: float = 0.0,
+        pool_norm_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.has_cls = has_cls
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
+
+        def make_pool(kernel: Sequence[int], stride: Sequence[int]) -> Optional[AttentionPool]:
+            if not _needs_pool(kernel, stride):
+                return None
+            stride = tuple(stride) or (1,) * len(kernel)
+            return AttentionPool(mode, self.head_dim, kernel, stride, pool_norm_eps)
+
+        self.pool_q = make_pool(kernel_q, stride_q)
+        self.pool_k = make_pool(kernel_kv, stride_kv)
+        self.pool_v = make_pool(kernel_kv, stride_kv)
+
+    def _pool(self, pool: Optional[AttentionPool], x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
+        return (x, thw) if pool is None else pool(x, thw, self.has_cls)
+
+    def forward(self, x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
+        batch, length, dim = x.shape
+        # (B, N, 3C) -> 3 x (B, heads, N, d)
+        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, q_thw = self._pool(self.pool_q, q, thw)
+        k, _ = self._pool(self.pool_k, k, thw)
+        v, _ = self._pool(self.pool_v, v, thw)
+        x = F.scaled_dot_product_attention(q, k, v)
+        x = x.transpose(1, 2).reshape(batch, -1, dim)  # (B, heads, N', d) -> (B, N', C)
+        return self.proj_drop(self.proj(x)), q_thw
