@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Optional, Sequence
 
+import yaml
 from fvcore.common.config import CfgNode
 
 from .defaults import SUPPORTED_VALUES, get_default_cfg
@@ -44,6 +45,39 @@ def validate(cfg: CfgNode, source: str = "config") -> CfgNode:
     return cfg
 
 
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key repeated in one mapping (PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}: key {key!r} appears twice in one section (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); YAML would silently keep the second. Remove one."
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_yaml_file(path: str) -> None:
+    """Refuses a config file, or any file it names as ``_BASE_``, that repeats a key within one section.
+
+    PySlowFast's MVIT_B_32x3_CONV.yaml sets MVIT.DEPTH twice, and so silently builds a 24-block network.
+    """
+    with open(path) as f:
+        loader = _DuplicateKeyLoader(f)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
+    base = data.get("_BASE_") if isinstance(data, dict) else None
+    if base:
+        check_yaml_file(str(Path(path).parent / base) if not Path(base).is_absolute() else base)
+
+
 def merge_opts(cfg: CfgNode, opts: Sequence[str], source: str = "--opts") -> None:
     """Applies ``KEY VALUE`` pairs in place; unknown keys raise ConfigError naming them."""
     if len(opts) % 2:
@@ -67,6 +101,7 @@ def load_config(path: Optional[str], opts: Optional[Sequence[str]] = None) -> Cf
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"config file not found: {path}")
+        check_yaml_file(str(path))
         try:
             cfg.merge_from_file(str(path))
         except (KeyError, ValueError, AssertionError) as err:

@@ -1,0 +1,85 @@
+"""Parameters, FLOPs and activations counted with fvcore, the way the MViT paper counts them.
+
+fvcore counts one fused multiply-add as one flop. It has no rule for ``scaled_dot_product_attention``, which it would
+skip silently; the rule below counts it as the two matrix products it replaces (Q K^T and A V), so the totals equal
+those of the reference implementation that writes the products out.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Counter as CounterT, List, Optional, Sequence
+
+import torch
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+from fvcore.nn.jit_handles import get_shape
+from torch import nn
+
+
+def _sdpa_shapes(inputs: List[Any]):
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch = 1
+    for n in q[:-2]:
+        batch *= n
+    return batch, q[-2], k[-2], q[-1], v[-1]
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> CounterT[str]:
+    """Multiply-adds of attention: (Nq x d) @ (d x Nk) and (Nq x Nk) @ (Nk x dv) per batch and head."""
+    batch, n_q, n_k, d, d_v = _sdpa_shapes(inputs)
+    return CounterT({"matmul": batch * n_q * n_k * (d + d_v)})
+
+
+def sdpa_activation_jit(inputs: List[Any], outputs: List[Any]) -> CounterT[str]:
+    """Outputs of the two products: the attention map (Nq x Nk) and the result (Nq x dv)."""
+    batch, n_q, n_k, _, d_v = _sdpa_shapes(inputs)
+    return CounterT({"matmul": batch * n_q * (n_k + d_v)})
+
+
+_SDPA = "aten::scaled_dot_product_attention"
+
+
+@dataclass
+class ModelCounts:
+    """Counts for one input size. ``gflops`` is 1e9 fused multiply-adds, as fvcore and the paper count."""
+
+    params: int
+    gflops: float
+    activations: Optional[int]
+    input_size: Sequence[int]
+    unsupported_ops: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _quiet(analysis):
+    return analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+
+
+def count_model(
+    model: nn.Module, input_size: Sequence[int], batch_size: int = 1, activations: bool = True
+) -> ModelCounts:
+    """Counts parameters, fvcore FLOPs and activations of ``model`` for one clip of ``input_size`` (C, T, H, W).
+
+    Each count traces the model once on the CPU; ``activations=False`` skips the second trace (``activations`` is
+    then None).
+
+    Ops fvcore has no rule for (normalisation-free element-wise ops, pooling, softmax) are not counted, as in the
+    paper; those seen are returned in ``unsupported_ops`` so that a real omission is visible.
+    """
+    model = model.eval()
+    x = torch.zeros(batch_size, *input_size)
+    logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
+    with torch.no_grad():
+        flops = _quiet(FlopCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_flop_jit))
+        total_flops = flops.total()
+        total_acts = None
+        if activations:
+            total_acts = _quiet(ActivationCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_activation_jit)).total()
+    return ModelCounts(
+        params=sum(p.numel() for p in model.parameters()),
+        gflops=total_flops / batch_size / 1e9,
+        activations=None if total_acts is None else int(total_acts / batch_size),
+        input_size=list(input_size),
+        unsupported_ops=dict(flops.unsupported_ops()),
+    )

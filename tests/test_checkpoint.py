@@ -1,0 +1,163 @@
+"""Checkpoints: every released layout loads to the same tensors; loading is strict and never runs code."""
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mvit_video.checkpoint import CheckpointError, convert_checkpoint, detect_format, load_checkpoint, read_checkpoint
+from mvit_video.config import load_config
+from mvit_video.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MVIT_B = str(ROOT / "configs/K400/MVIT_B_16x4.yaml")
+
+
+def _model(num_classes: int = 400) -> torch.nn.Module:
+    return build_model(load_config(MVIT_B, ["MODEL.NUM_CLASSES", str(num_classes)])).eval()
+
+
+@pytest.fixture(scope="module")
+def torchvision_state():
+    from torchvision.models.video import mvit_v1_b
+
+    model = mvit_v1_b()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.state_dict()
+
+
+def _to_pyslowfast(state, fused: bool):
+    """Writes our tensors in PySlowFast's key layout, independently of the loader's own renaming rules."""
+    out = {}
+    for key, value in state.items():
+        key = key.replace("pos_embed.spatial", "pos_embed_spatial").replace("pos_embed.temporal", "pos_embed_temporal")
+        key = key.replace("pos_embed.cls", "pos_embed_class")
+        for x in "qkv":
+            key = key.replace(f"attn.pool_{x}.pool.weight", f"attn.pool_{x}.weight")
+            key = key.replace(f"attn.pool_{x}.norm.", f"attn.norm_{x}.")
+        if not fused and ".attn.qkv." in key:
+            for name, part in zip("qkv", value.chunk(3, dim=0)):
+                out[key.replace(".qkv.", f".{name}.")] = part.clone()
+            continue
+        out[key] = value.clone()
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(torchvision_state):
+    model = _model()
+    load_checkpoint(torchvision_state, model)
+    return model
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_pyslowfast_pyth_loads_to_identical_tensors_and_logits(tmp_path, reference, fused):
+    state = _to_pyslowfast(reference.state_dict(), fused)
+    assert ("blocks.0.attn.qkv.weight" in state) == fused
+    path = tmp_path / "MVIT_B_16x4.pyth"
+    torch.save({"model_state": state, "epoch": 200, "cfg": "MVIT:\n  DEPTH: 16\n", "optimizer_state": {}}, path)
+    model = _model()
+    report = load_checkpoint(path, model)
+    assert report.source_format == "pyslowfast" and report.epoch == 200
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    x = torch.randn(1, 3, 8, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+def test_formats_are_told_apart(torchvision_state, reference):
+    assert detect_format(torchvision_state) == "torchvision"
+    assert detect_format(reference.state_dict()) == "mvit_video"
+    assert detect_format(_to_pyslowfast(reference.state_dict(), fused=True)) == "pyslowfast"
+
+
+def test_missing_tensor_is_named(reference):
+    state = dict(reference.state_dict())
+    del state["blocks.5.attn.pool_k.norm.weight"]
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint \(1\): blocks\.5\.attn\.pool_k\.norm\.weight"):
+        load_checkpoint(state, _model())
+
+
+def test_unexpected_and_misshaped_tensors_are_named(reference):
+    state = dict(reference.state_dict())
+    state["blocks.0.attn.rel_pos_h"] = torch.zeros(3)
+    state["pos_embed.temporal"] = torch.zeros(1, 16, 96)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(state, _model())
+    assert "unexpected in the checkpoint (1): blocks.0.attn.rel_pos_h" in str(err.value)
+    assert "shape of pos_embed.temporal: checkpoint (1, 16, 96) vs model (1, 8, 96)" in str(err.value)
+
+
+def test_nothing_is_loaded_when_the_check_fails(reference):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = dict(reference.state_dict())
+    del state["norm.bias"]
+    with pytest.raises(CheckpointError):
+        load_checkpoint(state, model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_other_class_count_needs_drop_head(reference):
+    with pytest.raises(CheckpointError, match="drop_head=True"):
+        load_checkpoint(reference.state_dict(), _model(num_classes=10))
+    model = _model(num_classes=10)
+    head_before = model.head.projection.weight.clone()
+    report = load_checkpoint(reference.state_dict(), model, drop_head=True)
+    assert report.skipped == ["head.projection.bias", "head.projection.weight"]
+    assert torch.equal(model.head.projection.weight, head_before)
+    assert torch.equal(model.blocks[3].mlp.fc1.weight, reference.blocks[3].mlp.fc1.weight)
+
+
+def test_ddp_prefix_is_accepted(reference):
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}
+    model = _model()
+    load_checkpoint({"model_state": state}, model)
+    assert torch.equal(model.norm.weight, reference.norm.weight)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_pickle_needing_code_execution_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pyth"
+    with open(path, "wb") as f:
+        pickle.dump({"model_state": {}, "extra": _Payload()}, f)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path, _model())
+    assert "this ran" not in capsys.readouterr().out
+
+
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.pyth"):
+        read_checkpoint(tmp_path / "nowhere.pyth")
+    garbage = tmp_path / "garbage.pyth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="garbage.pyth"):
+        read_checkpoint(garbage)
+
+
+def test_convert_checkpoint_tool(tmp_path, torchvision_state, reference):
+    src, dst = tmp_path / "tv.pth", tmp_path / "ours.pyth"
+    torch.save(torchvision_state, src)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/convert_checkpoint.py"), str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "torchvision" in result.stdout
+    converted = read_checkpoint(dst)
+    assert converted["source_format"] == "torchvision"
+    assert detect_format(converted["model_state"]) == "mvit_video"
+    model = _model()
+    assert load_checkpoint(dst, model).source_format == "mvit_video"
+    assert torch.equal(model.pos_embed.spatial, reference.pos_embed.spatial)

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Prints the parameters, fvcore GFLOPs and activations of the model a config builds.
+
+    tools/count_flops.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...] [--json]
+
+One fused multiply-add counts as one flop, as fvcore and the MViT paper count.
+"""
+
+import argparse
+import json
+
+import _paths  # noqa: F401
+
+from mvit_video.config import load_config
+from mvit_video.flops import count_model
+from mvit_video.models import build_model
+
+
+def config_input_size(cfg) -> tuple:
+    """(C, T, H, W) of one training clip of ``cfg``."""
+    return (cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cfg", required=True, help="YAML config file")
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of key: value lines")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides, as in run_net")
+    args = parser.parse_args()
+    cfg = load_config(args.cfg, args.opts)
+    counts = count_model(build_model(cfg), config_input_size(cfg))
+    if args.json:
+        print(json.dumps({"cfg": args.cfg, **counts.as_dict()}))
+        return
+    print(f"params: {counts.params}")
+    print(f"gflops: {counts.gflops:.2f}")
+    print(f"activations: {counts.activations}")
+    if counts.unsupported_ops:
+        print(f"not counted (no fvcore rule): {counts.unsupported_ops}")
+
+
+if __name__ == "__main__":
+    main()
