@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml
+	$(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml --dry-run
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,13 +6,18 @@ those of the reference implementation that writes the products out.
 """
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Counter as CounterT, List, Optional, Sequence
 
 import torch
-from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-from fvcore.nn.jit_handles import get_shape
 from torch import nn
+
+with warnings.catch_warnings():
+    # fvcore.nn scripts its focal loss at import time, which current torch reports as deprecated: not our concern.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    from fvcore.nn.jit_handles import get_shape
 
 
 def _sdpa_shapes(inputs: List[Any]):
