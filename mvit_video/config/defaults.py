@@ -7,6 +7,7 @@ dataset paths are changed. A key that is not defined here is rejected when a YAM
 from fvcore.common.config import CfgNode
 
 from .data_defaults import DATA_SUPPORTED_VALUES, add_data_config
+from .variant_defaults import VARIANT_SUPPORTED_VALUES, add_variant_config
 
 _C = CfgNode()
 
@@ -74,6 +75,7 @@ _C.MVIT.POS_EMBED = "auto"
 _C.MVIT.POOL_NORM_EPS = 1e-6
 # Dropout on the attention output projection.
 _C.MVIT.DROPOUT_RATE = 0.0
+add_variant_config(_C)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Augmentation (consumed by the training pipeline)
@@ -141,6 +143,7 @@ SUPPORTED_VALUES = {
     "MVIT.PATCH_2D": (False,),
     "BN.USE_PRECISE_STATS": (False,),
     **DATA_SUPPORTED_VALUES,
+    **VARIANT_SUPPORTED_VALUES,
 }
 
 
