@@ -15,7 +15,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_run_net_dry_run_prints_model_and_plan():
     out = _run("--cfg", TINY, "--dry-run", "--opts", "SOLVER.MAX_EPOCH", "3")
     assert out.returncode == 0, out.stderr
-    assert "1,715,290 params" in out.stdout
+    assert "1,715,676 params" in out.stdout
     assert "train MViT for 3 epochs" in out.stdout
 
 

@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """PySlowFast's command line: train and test a model described by a config.
 
-    tools/run_net.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...] [--dry-run]
+    tools/run_net.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...]
+    torchrun --nproc_per_node 8 tools/run_net.py --cfg ...            (one node, 8 processes)
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 tools/run_net.py --cfg ...
 
-The training and multi-view test engine is not part of this release yet; today the command checks the config,
-builds the model, prints its size and the plan of the run. With --dry-run it stops there successfully; without it,
-it stops with an error that says so, rather than pretend to train.
+TRAIN.ENABLE trains (validating every TRAIN.EVAL_PERIOD epochs, resuming with TRAIN.AUTO_RESUME); TEST.ENABLE then
+runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config and
+prints the model's size and the plan.
 """
 
 import argparse
+import logging
+import os
 import sys
+import time
 
 import _paths  # noqa: F401
 
+from mvit_video.checkpoint import CheckpointError
 from mvit_video.config import ConfigError, load_config
+from mvit_video.data import AnnotationError
 from mvit_video.flops import count_model
 from mvit_video.models import build_model
 
@@ -31,39 +38,78 @@ def plan(cfg) -> list:
     lines = []
     if cfg.TRAIN.ENABLE:
         lines.append(
-            f"train {cfg.MODEL.MODEL_NAME} for {cfg.SOLVER.MAX_EPOCH} epochs on {cfg.DATA.PATH_TO_DATA_DIR}/train.csv, "
+            f"train {cfg.MODEL.MODEL_NAME} for {cfg.SOLVER.MAX_EPOCH} epochs on {cfg.DATA.PATH_TO_DATA_DIR}/train, "
             f"clips of {cfg.DATA.NUM_FRAMES}x{cfg.DATA.SAMPLING_RATE} at {cfg.DATA.TRAIN_CROP_SIZE} px, "
             f"batch {cfg.TRAIN.BATCH_SIZE}, {cfg.SOLVER.OPTIMIZING_METHOD} lr {cfg.SOLVER.BASE_LR}, "
             f"validating every {cfg.TRAIN.EVAL_PERIOD} epochs, checkpoints in {cfg.OUTPUT_DIR}/checkpoints"
         )
     if cfg.TEST.ENABLE:
         lines.append(
-            f"test on {cfg.DATA.PATH_TO_DATA_DIR}/test.csv with {cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal clips x "
+            f"test on {cfg.DATA.PATH_TO_DATA_DIR}/test with {cfg.TEST.NUM_ENSEMBLE_VIEWS} temporal clips x "
             f"{cfg.TEST.NUM_SPATIAL_CROPS} spatial crops per video, scores aggregated by {cfg.DATA.ENSEMBLE_METHOD}"
         )
     return lines
 
 
+def describe(cfg, cfg_file: str) -> None:
+    model = build_model(cfg)
+    size = (cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+    counts = count_model(model, size, activations=False)
+    print(f"config: {cfg_file}")
+    print(f"model: {cfg.MODEL.MODEL_NAME}, {len(model.blocks)} blocks, {counts.params:,} params, "
+          f"{counts.gflops:.2f} GFLOPs per {size[1]}x{size[2]}x{size[3]} clip (fvcore)")
+    for line in plan(cfg):
+        print(f"plan: {line}")
+
+
+def print_summary(cfg, results: dict, seconds: float) -> None:
+    test = results.get("test")
+    print("\n== summary ==")
+    if "train" in results:
+        t = results["train"]
+        print(f"training: {t['epoch']} epochs, last loss {t['loss']:.4f}, {t['clips_per_s']:.1f} clips/s")
+    if test:
+        print(f"test: video top-1 {test['top1']:.1f}%, top-5 {test['top5']:.1f}% on {test['num_videos']} videos, "
+              f"{test['num_views']} views each; clip top-1 {test['clip_top1']:.1f}%; "
+              f"{len(test['failed_videos'])} failed videos")
+    print(f"wall time: {seconds / 60:.1f} min")
+    print(f"checkpoints: {os.path.join(cfg.OUTPUT_DIR, 'checkpoints')}")
+    for name in ("curves.png", "stats.jsonl", "test_results.json", "test_predictions.csv"):
+        path = os.path.join(cfg.OUTPUT_DIR, name)
+        if os.path.exists(path):
+            print(f"{name}: {path}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         cfg = load_config(args.cfg_file, args.opts)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    model = build_model(cfg)
-    size = (cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-    counts = count_model(model, size, activations=False)
-    print(f"config: {args.cfg_file}")
-    print(f"model: {cfg.MODEL.MODEL_NAME}, {len(model.blocks)} blocks, {counts.params:,} params, "
-          f"{counts.gflops:.2f} GFLOPs per {size[1]}x{size[2]}x{size[3]} clip (fvcore)")
-    for line in plan(cfg):
-        print(f"plan: {line}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        describe(cfg, args.cfg_file)
     if args.dry_run:
         return 0
-    print("error: the training and multi-view test engine is not implemented yet; run with --dry-run to check a "
-          "config", file=sys.stderr)
-    return 3
+    from mvit_video.engine.distributed import shutdown
+    from mvit_video.engine.trainer import test, train
+
+    start = time.perf_counter()
+    results = {}
+    try:
+        if cfg.TRAIN.ENABLE:
+            results.update(train(cfg))
+        if cfg.TEST.ENABLE:
+            results["test"] = test(cfg)
+    except (FileNotFoundError, AnnotationError, CheckpointError, ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        shutdown()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_summary(cfg, results, time.perf_counter() - start)
+    return 0
 
 
 if __name__ == "__main__":

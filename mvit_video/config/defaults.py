@@ -23,8 +23,15 @@ _C.TRAIN.CHECKPOINT_PERIOD = 10
 _C.TRAIN.AUTO_RESUME = True
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 _C.TRAIN.CHECKPOINT_EPOCH_RESET = False
+# Leave the classifier of TRAIN.CHECKPOINT_FILE_PATH out, to fine-tune to another number of classes.
+_C.TRAIN.CHECKPOINT_DROP_HEAD = False
+# Autocast on CUDA (ignored on the CPU): bfloat16 by default; float16 adds a gradient scaler.
+_C.TRAIN.MIXED_PRECISION = True
+_C.TRAIN.AMP_DTYPE = "bfloat16"
 
 add_data_config(_C)
+# Class names for reports: "" (label numbers), "kinetics400", "kinetics600" or a file with one name per line.
+_C.DATA.CLASSNAMES = ""
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Model
@@ -38,6 +45,8 @@ _C.MODEL.NUM_CLASSES = 400
 _C.MODEL.LOSS_FUNC = "soft_cross_entropy"
 # Dropout before the classification layer.
 _C.MODEL.DROPOUT_RATE = 0.5
+# Recompute each block's activations in the backward pass (less memory, about a third more compute).
+_C.MODEL.ACT_CHECKPOINT = False
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Multiscale Vision Transformer
@@ -118,6 +127,7 @@ _C.SOLVER.WARMUP_START_LR = 1e-6
 _C.SOLVER.WARMUP_EPOCHS = 30.0
 _C.SOLVER.MAX_EPOCH = 200
 _C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = True
 _C.SOLVER.BETAS = [0.9, 0.999]
 _C.SOLVER.WEIGHT_DECAY = 0.05
 _C.SOLVER.ZERO_WD_1D_PARAM = True
@@ -133,6 +143,9 @@ _C.RNG_SEED = 0
 _C.OUTPUT_DIR = "./output"
 _C.LOG_PERIOD = 10
 
+_C.TENSORBOARD = CfgNode()
+_C.TENSORBOARD.ENABLE = False
+
 # Values that PySlowFast accepts but this project does not implement: refused with the key named, never ignored.
 SUPPORTED_VALUES = {
     "MODEL.ARCH": ("mvit", "vit"),
@@ -142,6 +155,10 @@ SUPPORTED_VALUES = {
     "MVIT.POS_EMBED": ("auto", "separate", "joint", "none"),
     "MVIT.PATCH_2D": (False,),
     "BN.USE_PRECISE_STATS": (False,),
+    "TRAIN.AMP_DTYPE": ("bfloat16", "float16"),
+    "MODEL.LOSS_FUNC": ("soft_cross_entropy", "cross_entropy"),
+    "SOLVER.OPTIMIZING_METHOD": ("adamw", "sgd"),
+    "SOLVER.LR_POLICY": ("cosine", "constant"),
     **DATA_SUPPORTED_VALUES,
     **VARIANT_SUPPORTED_VALUES,
 }

@@ -1,0 +1,68 @@
+"""Training checkpoints in PySlowFast's layout: OUTPUT_DIR/checkpoints/checkpoint_epoch_NNNNN.pyth.
+
+Each holds ``model_state``, ``optimizer_state``, ``scaler_state``, ``epoch`` (0-based index of the last finished
+epoch) and ``cfg`` (YAML). Writes are atomic (temporary file, fsync, rename), so a crash leaves either the old file
+set or the new one; a file truncated some other way is skipped with a warning when resuming.
+"""
+
+import glob
+import logging
+import os
+from typing import Optional
+
+import torch
+
+from ..checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def checkpoint_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "checkpoints")
+
+
+def checkpoint_path(output_dir: str, epoch: int) -> str:
+    """The file of 0-based ``epoch``, named by its 1-based number as PySlowFast does."""
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch + 1:05d}.pyth")
+
+
+def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, cfg_yaml: str = "") -> str:
+    """Writes the checkpoint of 0-based ``epoch``; returns its path."""
+    model = getattr(model, "module", model)
+    path = checkpoint_path(output_dir, epoch)
+    save_checkpoint(
+        path,
+        model.state_dict(),
+        optimizer_state=optimizer.state_dict(),
+        scaler_state=scaler.state_dict() if scaler is not None else {},
+        epoch=epoch,
+        cfg=cfg_yaml,
+    )
+    return path
+
+
+def latest_checkpoint(output_dir: str) -> Optional[dict]:
+    """The newest readable checkpoint under ``output_dir`` (with its ``path`` added), or None.
+
+    Unreadable files (truncated by a crash outside our atomic writes, or corrupt) are skipped with a warning.
+    """
+    for path in sorted(glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth")), reverse=True):
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as err:
+            logger.warning("skipping unreadable checkpoint %s: %s", path, str(err).splitlines()[0])
+            continue
+        if "model_state" not in ckpt or "epoch" not in ckpt:
+            logger.warning("skipping %s: not a training checkpoint (no model_state/epoch)", path)
+            continue
+        ckpt["path"] = path
+        return ckpt
+    return None
+
+
+def restore_training_state(ckpt: dict, optimizer: torch.optim.Optimizer, scaler=None) -> int:
+    """Restores the optimiser (and scaler) of a training checkpoint; returns the next epoch to run."""
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    if scaler is not None and ckpt.get("scaler_state"):
+        scaler.load_state_dict(ckpt["scaler_state"])
+    return int(ckpt["epoch"]) + 1

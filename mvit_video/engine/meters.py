@@ -1,0 +1,111 @@
+"""The multi-view test meter: per-view softmax scores aggregated per video, and accuracy over every video.
+
+A video that could not be read counts as a miss (it stays in the denominator) and is listed with its reason.
+"""
+
+import csv
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import simplejson
+import torch
+
+
+@dataclass
+class VideoResult:
+    index: int
+    path: str
+    label: int
+    scores: Optional[torch.Tensor]  # (K,) aggregated softmax; None when the video failed
+    view_correct: int = 0
+    num_views: int = 0
+    failed: str = ""
+
+
+@dataclass
+class TestMeter:
+    """Collects per-view logits of each video and computes video-level and clip-level accuracy.
+
+    ``ensemble``: "sum" adds the views' softmax scores, "max" takes their element-wise maximum.
+    """
+
+    num_classes: int
+    ensemble: str = "sum"
+    classnames: Optional[Sequence[str]] = None
+    videos: Dict[int, VideoResult] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ensemble not in ("sum", "max"):
+            raise ValueError(f"DATA.ENSEMBLE_METHOD = {self.ensemble!r}: expected sum or max")
+
+    def add(self, indices, paths, labels, view_logits: torch.Tensor, failed: Sequence[str]) -> None:
+        """Adds a batch: ``view_logits`` (B, V, K); ``failed[i]`` is "" or the reason video i was not read."""
+        probs = view_logits.float().softmax(dim=-1)
+        for i, index in enumerate(indices):
+            index, label = int(index), int(labels[i])
+            if failed[i]:
+                self.videos[index] = VideoResult(index, paths[i], label, None, failed=failed[i])
+                continue
+            scores = probs[i].sum(0) if self.ensemble == "sum" else probs[i].max(0).values
+            view_correct = int((probs[i].argmax(-1) == label).sum())
+            self.videos[index] = VideoResult(index, paths[i], label, scores.cpu(), view_correct, probs.shape[1])
+
+    def merge(self, others: Sequence["TestMeter"]) -> None:
+        """Adds the videos of meters from other processes (a video seen twice by padding keeps one entry)."""
+        for other in others:
+            self.videos.update(other.videos)
+
+    def _topk_hit(self, result: VideoResult, k: int) -> bool:
+        if result.scores is None:
+            return False
+        k = min(k, self.num_classes)
+        return result.label in result.scores.topk(k).indices.tolist()
+
+    def summary(self) -> dict:
+        """top1/top5 over all videos (failed ones as misses), clip-level top-1, per-class accuracy, failures."""
+        results = sorted(self.videos.values(), key=lambda r: r.index)
+        n = len(results)
+        ok = [r for r in results if r.scores is not None]
+        views = sum(r.num_views for r in ok)
+        per_class = {}
+        for label in sorted({r.label for r in results}):
+            members = [r for r in results if r.label == label]
+            name = self.classnames[label] if self.classnames else str(label)
+            per_class[name] = 100.0 * sum(self._topk_hit(r, 1) for r in members) / len(members)
+        return {
+            "top1": 100.0 * sum(self._topk_hit(r, 1) for r in results) / max(n, 1),
+            "top5": 100.0 * sum(self._topk_hit(r, 5) for r in results) / max(n, 1),
+            "clip_top1": 100.0 * sum(r.view_correct for r in ok) / max(views, 1),
+            "num_videos": n,
+            "num_views": ok[0].num_views if ok else 0,
+            "per_class_top1": per_class,
+            "failed_videos": [{"path": r.path, "reason": r.failed} for r in results if r.scores is None],
+        }
+
+    def write(self, output_dir: str, name: str = "test") -> dict:
+        """Writes ``{name}_results.json`` and ``{name}_predictions.csv`` into ``output_dir``; returns the summary."""
+        os.makedirs(output_dir, exist_ok=True)
+        summary = self.summary()
+        with open(os.path.join(output_dir, f"{name}_results.json"), "w") as f:
+            simplejson.dump(summary, f, indent=2)
+        with open(os.path.join(output_dir, f"{name}_predictions.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "path", "label", "prediction", "score", "failed"])
+            for r in sorted(self.videos.values(), key=lambda r: r.index):
+                if r.scores is None:
+                    writer.writerow([r.index, r.path, r.label, "", "", r.failed])
+                    continue
+                score, pred = r.scores.max(0)
+                views = r.num_views if self.ensemble == "sum" else 1  # the mean probability for "sum"
+                writer.writerow([r.index, r.path, r.label, int(pred), f"{float(score) / views:.4f}", ""])
+        return summary
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> int:
+    """Number of rows whose label is among the ``k`` highest logits."""
+    k = min(k, logits.shape[-1])
+    return int((logits.topk(k, dim=-1).indices == labels[:, None]).any(-1).sum())
+
+
+__all__: List[str] = ["TestMeter", "VideoResult", "topk_correct"]

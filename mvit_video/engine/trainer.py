@@ -1,0 +1,238 @@
+"""``train(cfg)`` and ``test(cfg)``: what tools/run_net.py runs. The engine's only readers of the configuration."""
+
+import functools
+import logging
+import os
+import random
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+from fvcore.common.config import CfgNode
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
+from ..checkpoint import load_checkpoint
+from ..data import build_dataset, load_classnames
+from ..models import build_model
+from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
+from .distributed import DistInfo, barrier, init_distributed
+from .loops import StepConfig, evaluate, train_epoch
+from .losses import Mixup
+from .meters import TestMeter
+from .optim import build_lr_schedule, build_optimizer
+from .stats import StatsWriter, plot_curves
+
+logger = logging.getLogger("mvit_video")
+
+_AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch: every epoch starts from a seed of its own, so a resumed run repeats it."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(_: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def epoch_seed(cfg: CfgNode, epoch: int, rank: int) -> int:
+    return cfg.RNG_SEED + 1000 * epoch + rank
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recomputes each transformer block's activations in the backward pass instead of storing them.
+
+    The blocks' state-dict keys are unchanged, so checkpoints load either way.
+    """
+    for block in model.blocks:
+        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+
+
+def amp_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype: TRAIN.MIXED_PRECISION on CUDA only (bf16 by default); None on the CPU."""
+    if not cfg.TRAIN.MIXED_PRECISION or device.type != "cuda":
+        return None
+    return _AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
+
+
+def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader over ``dataset``: shuffled with ``seed`` for training, in order for testing, sharded by rank."""
+    generator = torch.Generator().manual_seed(seed)
+    if dist.world_size > 1:
+        sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=train, seed=cfg.RNG_SEED)
+        sampler.set_epoch(seed)
+    else:
+        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.DATA_LOADER.NUM_WORKERS,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and dist.device.type == "cuda",
+        collate_fn=dataset.collate_fn,
+        drop_last=train and len(dataset) >= batch_size * dist.world_size,
+        worker_init_fn=_seed_worker,
+        generator=generator,
+    )
+
+
+def _per_process_batch(total: int, dist: DistInfo, name: str) -> int:
+    if total % dist.world_size:
+        raise ValueError(f"{name} = {total} is not divisible by the {dist.world_size} processes")
+    return total // dist.world_size
+
+
+def _step_config(cfg: CfgNode, device: torch.device) -> StepConfig:
+    return StepConfig(
+        num_classes=cfg.MODEL.NUM_CLASSES,
+        loss=cfg.MODEL.LOSS_FUNC,
+        label_smoothing=cfg.MIXUP.LABEL_SMOOTH_VALUE if cfg.MODEL.LOSS_FUNC == "soft_cross_entropy" else 0.0,
+        clip_grad_norm=cfg.SOLVER.CLIP_GRAD_L2NORM,
+        amp_dtype=amp_dtype(cfg, device),
+        log_period=cfg.LOG_PERIOD,
+    )
+
+
+def _mixup(cfg: CfgNode, rank: int) -> Optional[Mixup]:
+    if not cfg.MIXUP.ENABLE:
+        return None
+    m = cfg.MIXUP
+    rng = np.random.default_rng(cfg.RNG_SEED + rank)
+    return Mixup(cfg.MODEL.NUM_CLASSES, m.ALPHA, m.CUTMIX_ALPHA, m.PROB, m.SWITCH_PROB, m.LABEL_SMOOTH_VALUE, rng)
+
+
+def _classnames(cfg: CfgNode):
+    if not cfg.DATA.CLASSNAMES:
+        return None
+    return load_classnames(cfg.DATA.CLASSNAMES)
+
+
+def _has_split(cfg: CfgNode, split: str) -> bool:
+    root = cfg.DATA.PATH_TO_DATA_DIR
+    return os.path.exists(os.path.join(root, f"{split}.csv")) or os.path.isdir(os.path.join(root, split))
+
+
+def _build_training(cfg: CfgNode, dist: DistInfo):
+    model = build_model(cfg).to(dist.device)
+    if cfg.MODEL.ACT_CHECKPOINT:
+        enable_activation_checkpointing(model)
+    optimizer = build_optimizer(cfg, model)
+    use_scaler = dist.device.type == "cuda" and amp_dtype(cfg, dist.device) == torch.float16
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+    start_epoch = 0
+    resume = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    if resume is not None:
+        load_checkpoint(resume, model)
+        start_epoch = restore_training_state(resume, optimizer, scaler)
+        logger.info("resumed from %s: continuing at epoch %d", resume["path"], start_epoch + 1)
+    elif cfg.TRAIN.CHECKPOINT_FILE_PATH:
+        report = load_checkpoint(cfg.TRAIN.CHECKPOINT_FILE_PATH, model, drop_head=cfg.TRAIN.CHECKPOINT_DROP_HEAD)
+        logger.info("initialised from %s (%s layout)%s", cfg.TRAIN.CHECKPOINT_FILE_PATH, report.source_format,
+                    f"; re-initialised {report.skipped}" if report.skipped else "")
+    return model, optimizer, scaler, start_epoch
+
+
+def train(cfg: CfgNode) -> dict:
+    """Trains MODEL on DATA.PATH_TO_DATA_DIR/train, validating every TRAIN.EVAL_PERIOD epochs.
+
+    Returns:
+        The last epoch's training statistics and the last validation summary (on rank 0).
+    """
+    dist = init_distributed(cfg.NUM_GPUS)
+    seed_everything(cfg.RNG_SEED + dist.rank)
+    model, optimizer, scaler, start_epoch = _build_training(cfg, dist)
+    net = DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda" else None) \
+        if dist.world_size > 1 else model
+    train_set = build_dataset(cfg, "train")
+    val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
+    schedule = build_lr_schedule(cfg, dist.world_size)
+    step_cfg = _step_config(cfg, dist.device)
+    mixup = _mixup(cfg, dist.rank)
+    batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
+    tb_dir = os.path.join(cfg.OUTPUT_DIR, "tensorboard") if cfg.TENSORBOARD.ENABLE and dist.is_main else None
+    stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir) if dist.is_main else None
+    log = stats.write if stats else None
+    result = {}
+    for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        seed_everything(epoch_seed(cfg, epoch, dist.rank))
+        loader = make_loader(cfg, train_set, dist, batch, train=True, seed=epoch_seed(cfg, epoch, 0))
+        epoch_stats = train_epoch(net, loader, optimizer, schedule, epoch, step_cfg, dist, scaler, mixup, log)
+        record = {"type": "train_epoch", "epoch": epoch + 1, **epoch_stats.as_dict()}
+        result["train"] = record
+        if stats:
+            stats.write(record, step=epoch + 1)
+            for failure in epoch_stats.failures:
+                logger.warning("epoch %d: replaced unreadable video %s (%s)", epoch + 1, failure.path, failure.reason)
+            logger.info("epoch %d: loss %.4f, top-1 %.1f%%, %.1f clips/s, %d failed videos", epoch + 1,
+                        record["loss"], record["top1"], record["clips_per_s"], record["failed_videos"])
+        last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
+        if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
+            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump())
+        if val_set is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
+            result["val"] = _validate(cfg, model, val_set, dist, epoch, stats)
+        barrier()
+    if stats:
+        stats.close()
+        plot_curves({os.path.basename(os.path.abspath(cfg.OUTPUT_DIR)): stats.path},
+                    os.path.join(cfg.OUTPUT_DIR, "curves.png"))
+    return result
+
+
+def _validate(cfg, model, val_set, dist, epoch, stats) -> dict:
+    loader = make_loader(cfg, val_set, dist, cfg.TEST.BATCH_SIZE, train=False)
+    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, _classnames(cfg))
+    evaluate(model, loader, meter, dist, amp_dtype(cfg, dist.device), desc=f"val {epoch + 1}")
+    summary = meter.summary()
+    record = {"type": "val", "epoch": epoch + 1, "top1": summary["top1"], "top5": summary["top5"],
+              "num_videos": summary["num_videos"], "failed_videos": len(summary["failed_videos"])}
+    if stats:
+        stats.write(record, step=epoch + 1)
+        logger.info("epoch %d: validation top-1 %.1f%% on %d videos", epoch + 1, record["top1"], record["num_videos"])
+    return record
+
+
+def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
+    """The model to test: TEST.CHECKPOINT_FILE_PATH (any layout load_checkpoint takes) or the newest checkpoint.
+
+    Raises:
+        FileNotFoundError: no checkpoint given and none under OUTPUT_DIR/checkpoints.
+    """
+    model = build_model(cfg)
+    path = cfg.TEST.CHECKPOINT_FILE_PATH
+    source = path or latest_checkpoint(cfg.OUTPUT_DIR)
+    if not source:
+        raise FileNotFoundError(
+            f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints has no checkpoint"
+        )
+    report = load_checkpoint(source, model)
+    logger.info("testing %s (%s layout)", path or source["path"], report.source_format)
+    return model.to(device)
+
+
+def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
+    """Multi-view test on DATA.PATH_TO_DATA_DIR/test; writes OUTPUT_DIR/{name}_results.json and predictions CSV.
+
+    Returns:
+        The results summary (top1, top5, clip_top1, num_videos, num_views, per-class accuracy, failed videos).
+    """
+    dist = init_distributed(cfg.NUM_GPUS)
+    model = load_test_model(cfg, dist.device)
+    dataset = build_dataset(cfg, "test")
+    views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
+    # TEST.BATCH_SIZE counts clips, as in PySlowFast; a batch holds all the views of whole videos
+    loader = make_loader(cfg, dataset, dist, max(1, cfg.TEST.BATCH_SIZE // views), train=False)
+    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, _classnames(cfg))
+    start = time.perf_counter()
+    evaluate(model, loader, meter, dist, amp_dtype(cfg, dist.device), desc=name, view_transform=view_transform)
+    summary = meter.write(cfg.OUTPUT_DIR, name) if dist.is_main else meter.summary()
+    summary["seconds"] = time.perf_counter() - start
+    barrier()
+    return summary
