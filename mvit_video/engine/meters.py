@@ -30,6 +30,8 @@ class TestMeter:
     ``ensemble``: "sum" adds the views' softmax scores, "max" takes their element-wise maximum.
     """
 
+    __test__ = False  # a name pytest would otherwise collect
+
     num_classes: int
     ensemble: str = "sum"
     classnames: Optional[Sequence[str]] = None
