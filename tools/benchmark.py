@@ -2,17 +2,26 @@
 """Benchmarks, each measured side by side with its peer in the same process and reported as ratios.
 
     tools/benchmark.py model --cfg configs/K400/MVIT_B_16x4.yaml [--runs 10] [--batch 1] [--device cpu|cuda]
+    tools/benchmark.py train --cfg configs/synthetic/MVIT_TINY.yaml [--batch 8] [--steps 10] [--device cpu|cuda]
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
 ``model``: forward passes of this MViT and of torchvision's mvit_v1_b, loaded with the same weights, on the same
 input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
 of a large matmul on the same device. On CUDA it also measures bf16 autocast and peak memory.
+
+``train``: training steps (forward, loss, backward, AdamW step) of this MViT and of torchvision's MViT class built
+with the same blocks and loaded with the same weights, alternating, median step time of each -> clips/s; then the
+peak memory of a few steps of each (GPU: peak allocated; CPU: growth of the peak resident size, each model in a
+fresh process). bf16 autocast on CUDA, fp32 on the CPU.
 """
 
 import argparse
+import multiprocessing
 import platform
+import resource
 import statistics
 import sys
+import threading
 import time
 from typing import Callable, List
 
@@ -65,10 +74,43 @@ def machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def _models(cfg, device: torch.device):
-    from torchvision.models.video import mvit_v1_b
+def torchvision_peer(cfg) -> torch.nn.Module:
+    """torchvision's MViT class with the blocks of ``cfg`` (mvit_v1_b itself for MVIT_B_16x4)."""
+    from torchvision.models.video.mvit import MSBlockConfig, MViT
 
-    reference = mvit_v1_b().eval()
+    ours = build_model(cfg)
+    blocks = [
+        MSBlockConfig(
+            num_heads=b.attn.num_heads,
+            input_channels=b.norm1.normalized_shape[0],
+            output_channels=b.mlp.fc2.out_features,
+            kernel_q=list(b.attn.pool_q.pool.kernel_size) if b.attn.pool_q else [],
+            kernel_kv=list(b.attn.pool_k.pool.kernel_size) if b.attn.pool_k else [],
+            stride_q=list(b.attn.pool_q.pool.stride) if b.attn.pool_q else [],
+            stride_kv=list(b.attn.pool_k.pool.stride) if b.attn.pool_k else [],
+        )
+        for b in ours.blocks
+    ]
+    proj = ours.patch_embed.proj
+    return MViT(
+        spatial_size=(cfg.DATA.TRAIN_CROP_SIZE,) * 2,
+        temporal_size=cfg.DATA.NUM_FRAMES,
+        block_setting=blocks,
+        residual_pool=False,
+        residual_with_cls_embed=False,
+        rel_pos_embed=False,
+        proj_after_attn=False,
+        dropout=cfg.MODEL.DROPOUT_RATE,
+        stochastic_depth_prob=cfg.MVIT.DROPPATH_RATE,
+        num_classes=cfg.MODEL.NUM_CLASSES,
+        patch_embed_kernel=proj.kernel_size,
+        patch_embed_stride=proj.stride,
+        patch_embed_padding=proj.padding,
+    )
+
+
+def _models(cfg, device: torch.device):
+    reference = torchvision_peer(cfg).eval()
     ours = build_model(cfg).eval()
     load_checkpoint(reference.state_dict(), ours)
     return ours.to(device), reference.to(device)
@@ -77,9 +119,7 @@ def _models(cfg, device: torch.device):
 def bench_model(args: argparse.Namespace) -> None:
     cfg = load_config(args.cfg, args.opts)
     device = torch.device(args.device)
-    size = (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
-    if size != (3, 16, 224, 224):
-        sys.exit(f"the peer, torchvision's mvit_v1_b, only takes 16x224x224 clips; {args.cfg} uses {size[1:]}")
+    size = _clip_size(cfg)
     gmacs = count_model(build_model(cfg), size, activations=False).gflops
     ours, reference = _models(cfg, device)
     x = torch.randn(args.batch, *size, device=device)
@@ -109,6 +149,88 @@ def _report(name, dtype, ours, reference, x, gmacs, args, device) -> None:
         print(f"[{name}] peak memory (both models' runs): {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
 
 
+def _clip_size(cfg) -> tuple:
+    return (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+
+
+def _train_step_fn(model, x, labels, device, dtype):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_memory_child(cfg_file, opts, which, batch, steps, queue) -> None:
+    """Runs in a fresh process: how far the resident size rises above its level before ``steps`` CPU training
+    steps (sampled every millisecond by a thread)."""
+    cfg = load_config(cfg_file, opts)
+    model = (build_model(cfg) if which == "ours" else torchvision_peer(cfg)).train()
+    x = torch.randn(batch, *_clip_size(cfg))
+    labels = torch.randint(cfg.MODEL.NUM_CLASSES, (batch,))
+    step = _train_step_fn(model, x, labels, torch.device("cpu"), None)
+    baseline, peak, running = _resident_mib(), [0.0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _resident_mib())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for _ in range(steps):
+        step()
+    running[0] = False
+    sampler.join()
+    queue.put(peak[0] - baseline)
+
+
+def _peak_memory(args, which: str, device: torch.device, model=None, step=None) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_memory_child, args=(args.cfg, args.opts, which, args.batch, 3, queue))
+    child.start()
+    value = queue.get()
+    child.join()
+    return value
+
+
+def bench_train(args: argparse.Namespace) -> None:
+    cfg = load_config(args.cfg, args.opts)
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    ours, reference = (m.train() for m in _models(cfg, device))
+    x = torch.randn(args.batch, *_clip_size(cfg), device=device)
+    labels = torch.randint(cfg.MODEL.NUM_CLASSES, (args.batch,), device=device)
+    steps = [_train_step_fn(m, x, labels, device, dtype) for m in (ours, reference)]
+    t_ours, t_ref = alternate(steps, args.steps, args.warmup, device)
+    mem = [_peak_memory(args, which, device, step=fn) for which, fn in zip(("ours", "torchvision"), steps)]
+    precision = "bf16 autocast" if dtype else "fp32"
+    print(f"machine: {machine(device)}; torch {torch.__version__}; {args.cfg}; batch {args.batch}; {precision}; "
+          f"{args.steps} steps each")
+    print(f"mvit_video: {args.batch / t_ours:.2f} clips/s ({t_ours * 1e3:.0f} ms/step)   torchvision MViT: "
+          f"{args.batch / t_ref:.2f} clips/s ({t_ref * 1e3:.0f} ms/step)   speed-up: {t_ref / t_ours:.2f}x")
+    kind = "peak allocated" if device.type == "cuda" else "peak resident-size rise during training steps"
+    print(f"{kind}: mvit_video {mem[0]:.0f} MiB   torchvision {mem[1]:.0f} MiB   ratio {mem[0] / mem[1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -120,6 +242,14 @@ def main() -> None:
     model.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     model.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
     model.set_defaults(func=bench_model)
+    train = sub.add_parser("train", help="this MViT vs torchvision's MViT class, training steps")
+    train.add_argument("--cfg", default="configs/synthetic/MVIT_TINY.yaml")
+    train.add_argument("--steps", type=int, default=10)
+    train.add_argument("--warmup", type=int, default=2)
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    train.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
+    train.set_defaults(func=bench_train)
     try:
         import bench_data
     except ImportError as err:
