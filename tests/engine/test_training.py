@@ -102,3 +102,18 @@ def test_two_process_gloo_run_matches_one_process(tiny_dataset, tmp_path, tiny_c
     assert two["num_videos"] == one["num_videos"] == 8
     assert two["top1"] == one["top1"] and two["top5"] == one["top5"]
     assert two["per_class_top1"] == one["per_class_top1"]
+
+
+def test_activation_checkpointing_gives_the_same_gradients(tiny_cfg):
+    from mvit_video.engine.trainer import enable_activation_checkpointing
+
+    cfg = tiny_cfg("MVIT.DROPPATH_RATE", "0.0")
+    plain, ckpt = build_model(cfg), build_model(cfg)
+    ckpt.load_state_dict(plain.state_dict())
+    enable_activation_checkpointing(ckpt)
+    x = torch.randn(2, 3, 8, 64, 64)
+    for model in (plain, ckpt):
+        model(x).logsumexp(-1).sum().backward()
+    assert set(ckpt.state_dict()) == set(plain.state_dict())
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6), name
