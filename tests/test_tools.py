@@ -1,4 +1,4 @@
-"""The command-line entry points: run_net's PySlowFast interface and its honest refusal to train today."""
+"""The command-line entry point run_net: PySlowFast's interface, the plan, and clear errors."""
 
 import subprocess
 import sys
@@ -19,10 +19,10 @@ def test_run_net_dry_run_prints_model_and_plan():
     assert "train MViT for 3 epochs" in out.stdout
 
 
-def test_run_net_refuses_to_pretend_training():
-    out = _run("--cfg", TINY)
-    assert out.returncode == 3
-    assert "not implemented yet" in out.stderr
+def test_run_net_names_a_missing_dataset(tmp_path):
+    out = _run("--cfg", TINY, "--opts", "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nowhere"), "OUTPUT_DIR", str(tmp_path))
+    assert out.returncode == 1
+    assert str(tmp_path / "nowhere") in out.stderr and "train.csv" in out.stderr
 
 
 def test_run_net_names_unknown_key():
