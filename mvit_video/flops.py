@@ -2,10 +2,12 @@
 
 fvcore counts one fused multiply-add as one flop. It has no rule for ``scaled_dot_product_attention``, which it would
 skip silently; the rule below counts it as the two matrix products it replaces (Q K^T and A V), so the totals equal
-those of the reference implementation that writes the products out.
+those of the reference implementation that writes the products out. ELSA's local aggregation (a custom autograd
+function, which fvcore sees as an opaque Python op) is counted likewise as its weighted sum over the neighbourhood.
 """
 
 import logging
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Counter as CounterT, List, Optional, Sequence
@@ -40,7 +42,22 @@ def sdpa_activation_jit(inputs: List[Any], outputs: List[Any]) -> CounterT[str]:
     return CounterT({"matmul": batch * n_q * (n_k + d_v)})
 
 
+def local_aggregation_flop_jit(inputs: List[Any], outputs: List[Any]) -> CounterT[str]:
+    """ELSA's aggregation: one multiply-add per value and neighbourhood offset, as A V in attention.
+
+    Inputs v (B, T, H, W, G, Cg) and attn (B, T, H, W, G, K); offsets off the grid count too, as a padded conv's do.
+    """
+    v, attn = get_shape(inputs[0]), get_shape(inputs[1])
+    return CounterT({"local_aggregation": math.prod(v) * attn[-1]})
+
+
+def local_aggregation_activation_jit(inputs: List[Any], outputs: List[Any]) -> CounterT[str]:
+    return CounterT({"local_aggregation": math.prod(get_shape(inputs[0]))})
+
+
 _SDPA = "aten::scaled_dot_product_attention"
+# How fvcore names ELSA's autograd function (mvit_video.models.elsa.LocalAggregation) in a traced graph.
+LOCAL_AGGREGATION_OP = "prim::PythonOp.LocalAggregation"
 
 
 @dataclass
@@ -76,11 +93,13 @@ def count_model(
     x = torch.zeros(batch_size, *input_size)
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
     with torch.no_grad():
-        flops = _quiet(FlopCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_flop_jit))
+        flops = FlopCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_flop_jit)
+        flops = _quiet(flops.set_op_handle(LOCAL_AGGREGATION_OP, local_aggregation_flop_jit))
         total_flops = flops.total()
         total_acts = None
         if activations:
-            total_acts = _quiet(ActivationCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_activation_jit)).total()
+            acts = ActivationCountAnalysis(model, x).set_op_handle(_SDPA, sdpa_activation_jit)
+            total_acts = _quiet(acts.set_op_handle(LOCAL_AGGREGATION_OP, local_aggregation_activation_jit)).total()
     return ModelCounts(
         params=sum(p.numel() for p in model.parameters()),
         gflops=total_flops / batch_size / 1e9,

@@ -1,7 +1,35 @@
-"""Small layers shared by every model: stochastic depth, the transformer MLP, width rounding, weight init."""
+"""Small layers shared by every model: token-grid helpers, stochastic depth, the transformer MLP, width rounding,
+weight init."""
+
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
+
+Grid = Tuple[int, int, int]
+
+
+def split_cls(x: torch.Tensor, has_cls: bool) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+    """Splits (..., 1 + N, C) into the class token (..., 1, C) and the grid tokens (..., N, C)."""
+    if not has_cls:
+        return None, x
+    return x[..., :1, :], x[..., 1:, :]
+
+
+def join_cls(cls: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`split_cls`."""
+    return x if cls is None else torch.cat([cls, x], dim=-2)
+
+
+def tokens_to_volume(x: torch.Tensor, thw: Grid) -> torch.Tensor:
+    """Grid tokens (..., THW, C) -> (B', C, T, H, W), a view with channels last, which CPU convolutions take without
+    a copy."""
+    return x.reshape(-1, *thw, x.shape[-1]).permute(0, 4, 1, 2, 3)
+
+
+def volume_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> grid tokens (B, THW, C), time-major like the patch embedding."""
+    return x.flatten(2).transpose(1, 2)
 
 
 def round_width(width: float, multiplier: float, min_width: int = 1, divisor: int = 1) -> int:
@@ -47,7 +75,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_features, out_features)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, thw: Optional[Grid] = None) -> torch.Tensor:
+        # ``thw`` is part of the MLP seam (LeFF and ConvFFN need the grid); this MLP treats each token alone.
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 

@@ -29,3 +29,23 @@ class PatchEmbed3d(nn.Module):
         x = self.proj(x)  # (B, 3, T, H, W) -> (B, C, T', H', W')
         thw = tuple(x.shape[2:])
         return x.flatten(2).transpose(1, 2), thw  # -> (B, T'H'W', C)
+
+
+class OverlapPatchEmbed3d(PatchEmbed3d):
+    """PVT v2's overlapping patch embedding: the cube embedding (its kernel 2S - 1 > stride S already overlaps)
+    followed by LayerNorm over the tokens."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dim: int,
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        padding: Sequence[int],
+    ) -> None:
+        super().__init__(in_channels, embed_dim, kernel, stride, padding)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
+        tokens, thw = super().forward(x)
+        return self.norm(tokens), thw

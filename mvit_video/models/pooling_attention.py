@@ -6,28 +6,18 @@ token is never pooled: it is split off, the grid is pooled, and the token is put
 """
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Grid = Tuple[int, int, int]
+from .layers import Grid, join_cls, split_cls, tokens_to_volume, volume_to_tokens
 
 
-def split_cls(x: torch.Tensor, has_cls: bool) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
-    """Splits (..., 1 + N, C) into the class token (..., 1, C) and the grid tokens (..., N, C)."""
-    if not has_cls:
-        return None, x
-    return x[..., :1, :], x[..., 1:, :]
-
-
-def join_cls(cls: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`split_cls`."""
-    return x if cls is None else torch.cat([cls, x], dim=-2)
-
-
-def pool_tokens(x: torch.Tensor, pool: nn.Module, thw: Grid, has_cls: bool) -> Tuple[torch.Tensor, Grid]:
+def pool_tokens(
+    x: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor], thw: Grid, has_cls: bool
+) -> Tuple[torch.Tensor, Grid]:
     """Applies a 3D pooling module to the grid tokens of ``x``, leaving the class token untouched.
 
     ``x`` is (B, N, C) or (B, heads, N, C); returns the pooled tokens in the same layout and the new grid size.
@@ -35,11 +25,9 @@ def pool_tokens(x: torch.Tensor, pool: nn.Module, thw: Grid, has_cls: bool) -> T
     cls, grid = split_cls(x, has_cls)
     lead = grid.shape[:-2]
     channels = grid.shape[-1]
-    # (..., THW, C) -> (B', C, T, H, W): a view with channels last, which the CPU convolution takes without a copy
-    volume = grid.reshape(-1, *thw, channels).permute(0, 4, 1, 2, 3)
-    volume = pool(volume)
+    volume = pool(tokens_to_volume(grid, thw))  # (..., THW, C) -> (B', C, T', H', W')
     new_thw = tuple(volume.shape[2:])
-    grid = volume.flatten(2).transpose(1, 2).reshape(*lead, -1, channels)
+    grid = volume_to_tokens(volume).reshape(*lead, -1, channels)
     return join_cls(cls, grid), new_thw
 
 
@@ -77,7 +65,7 @@ class AttentionPool(nn.Module):
         return x, thw
 
 
-def _needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
+def needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
     # The reference skips pooling only when both kernel and stride are all ones; a 3x3x3 kernel at stride 1 still pools.
     return len(kernel) > 0 and (math.prod(kernel) > 1 or math.prod(stride) > 1)
 
@@ -113,7 +101,7 @@ class MultiScaleAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
         def make_pool(kernel: Sequence[int], stride: Sequence[int]) -> Optional[AttentionPool]:
-            if not _needs_pool(kernel, stride):
+            if not needs_pool(kernel, stride):
                 return None
             stride = tuple(stride) or (1,) * len(kernel)
             return AttentionPool(mode, self.head_dim, kernel, stride, pool_norm_eps)
