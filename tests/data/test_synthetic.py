@@ -1,0 +1,129 @@
+"""Synthetic dataset: reproducible files, Kinetics-style CSVs, classes that need time to tell apart."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mvit_video.data.decoder import decode_frames, probe_video
+from mvit_video.data.kinetics import load_classnames, read_csv_annotations
+from mvit_video.data.synthetic import CLASSNAMES, TIME_REVERSED, make_synthetic_dataset, render_clip
+
+from .video_files import write_clip
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_dataset(out, seed):
+    return make_synthetic_dataset(str(out), seed=seed, num_train=12, num_val=0, num_test=12, size=48,
+                                  num_frames=16, workers=1, progress=False)
+
+
+def file_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_videos(tmp_path):
+    small_dataset(tmp_path / "a", seed=3)
+    small_dataset(tmp_path / "b", seed=3)
+    small_dataset(tmp_path / "c", seed=4)
+    a, b, c = file_bytes(tmp_path / "a"), file_bytes(tmp_path / "b"), file_bytes(tmp_path / "c")
+    assert len(a) == 24 + 4 and a == b  # 24 clips, 3 CSV files, classnames.txt
+    videos = [name for name in a if name.endswith(".mp4")]
+    assert all(a[name] != c[name] for name in videos)
+
+
+def test_written_dataset_is_kinetics_style(tmp_path):
+    csv_paths = small_dataset(tmp_path, seed=0)
+    records = read_csv_annotations(csv_paths["train"], num_classes=len(CLASSNAMES))
+    assert [r.label for r in records] == list(range(12))  # balanced: the classes in turn
+    assert load_classnames(str(tmp_path / "classnames.txt")) == list(CLASSNAMES)
+    info = probe_video(records[0].path)
+    assert (info.width, info.height, info.num_frames, info.fps) == (48, 48, 16, 30.0)
+    assert Path(csv_paths["val"]).read_text() == ""
+
+
+def test_command_line_tool(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", ROOT / "tools/make_synthetic_dataset.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(["--out", str(tmp_path), "--num-train", "2", "--num-test", "1", "--size", "32", "--frames", "8",
+               "--workers", "1", "--quiet"])
+    assert len(list(tmp_path.rglob("*.mp4"))) == 4  # 2 train, 1 val (defaults to --num-test), 1 test
+
+
+@pytest.mark.parametrize("reversed_class, forward_class", sorted(TIME_REVERSED.items()))
+def test_pairs_differ_only_in_the_direction_of_time(reversed_class, forward_class):
+    for seed in range(3):
+        forward = render_clip(forward_class, np.random.default_rng(seed), 48, 16)
+        backward = render_clip(reversed_class, np.random.default_rng(seed), 48, 16)
+        assert np.array_equal(backward, forward[::-1])
+
+
+def foreground_masks(frames):
+    """Pixels far from the per-pixel median over time: the shape, where it moves over a static background."""
+    median = np.median(frames.astype(np.float32), axis=0)
+    return np.abs(frames.astype(np.float32) - median).sum(axis=-1) > 60
+
+
+def centroid_track(frames):
+    masks = foreground_masks(frames)
+    ys, xs = np.indices(masks.shape[1:])
+    return np.array([(xs[m].mean(), ys[m].mean()) for m in masks])  # (T, 2): x, y
+
+
+def orientation_track(frames):
+    """Orientation (radians, unwrapped) of the shape's second moments; grows when it turns clockwise on screen."""
+    angles = []
+    for mask in foreground_masks(frames):
+        ys, xs = np.nonzero(mask)
+        x, y = xs - xs.mean(), ys - ys.mean()
+        angles.append(0.5 * np.arctan2(2 * (x * y).mean(), (x * x).mean() - (y * y).mean()))
+    return np.unwrap(np.array(angles) * 2) / 2
+
+
+@pytest.mark.parametrize("classname, axis, sign", [
+    ("move_left", 0, -1), ("move_right", 0, 1), ("move_up", 1, -1), ("move_down", 1, 1),
+])
+def test_moving_shapes_move_the_named_way_and_reversed_the_other_way(classname, axis, sign, tmp_path):
+    for seed in range(3):
+        path = write_clip(tmp_path / f"{classname}{seed}.mp4", classname, seed=seed, size=64, num_frames=32)
+        frames = decode_frames(path, range(32)).numpy()  # through H.264 and back
+        track = centroid_track(frames)[:, axis]
+        assert sign * (track[-1] - track[0]) > 20  # pixels, of 64
+        assert np.all(sign * np.diff(track) > -1)  # steadily
+        assert sign * (centroid_track(frames[::-1])[-1, axis] - centroid_track(frames[::-1])[0, axis]) < -20
+
+
+def test_rotations_turn_the_named_way():
+    for seed in range(4):
+        clockwise = orientation_track(render_clip("rotate_clockwise", np.random.default_rng(seed), 64, 32))
+        anticlockwise = orientation_track(render_clip("rotate_anticlockwise", np.random.default_rng(seed + 10), 64, 32))
+        assert clockwise[-1] - clockwise[0] > 1.0 and anticlockwise[-1] - anticlockwise[0] < -1.0
+
+
+def test_grow_and_appear_change_the_shape_over_time():
+    grow = render_clip("grow", np.random.default_rng(0), 64, 32).astype(np.float32)
+    first, last = (np.abs(grow[t] - grow[t].reshape(-1, 3).mean(0)).sum(-1) for t in (0, -1))
+    assert (last > 100).sum() > 2 * (first > 100).sum()  # the shape covers more pixels at the end
+    appear = render_clip("appear", np.random.default_rng(0), 64, 32).astype(np.float32)
+    assert np.abs(appear[0] - appear[0].mean((0, 1))).max() < 60  # nothing but background and noise at first
+    assert np.abs(appear[-1] - appear[0]).max() > 100
+
+
+def test_static_classes_do_not_move_and_differ_in_colour():
+    red = render_clip("static_red_circle", np.random.default_rng(0), 64, 16).astype(np.float32)
+    blue = render_clip("static_blue_square", np.random.default_rng(0), 64, 16).astype(np.float32)
+    for clip, channel in ((red, 0), (blue, 2)):
+        assert np.abs(clip[0] - clip[-1]).max() < 40  # noise only
+        shape = np.abs(clip[0] - np.median(clip[0].reshape(-1, 3), axis=0)).sum(-1) > 100
+        colour = clip[0][shape].mean(0)
+        assert colour.argmax() == channel and colour[channel] > 150
+
+
+def test_unknown_class_and_bad_sizes_raise(tmp_path):
+    with pytest.raises(ValueError, match="unknown synthetic class"):
+        render_clip("jump", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="even size"):
+        make_synthetic_dataset(str(tmp_path), size=33, progress=False)
