@@ -140,7 +140,7 @@ def scan_class_folders(root: str, classnames: Optional[Sequence[str]] = None) ->
 
 
 def load_classnames(name_or_path: str) -> List[str]:
-    """Class names, one per line (line i = label i): ``"kinetics400"`` (shipped with the package) or a file path.
+    """Class names, one per line (line i = label i): ``"kinetics400"``, ``"kinetics600"`` (shipped) or a file path.
 
     Raises:
         FileNotFoundError: neither a shipped list nor an existing file.
