@@ -3,6 +3,7 @@
 
     tools/benchmark.py model --cfg configs/K400/MVIT_B_16x4.yaml [--runs 10] [--batch 1] [--device cpu|cuda]
     tools/benchmark.py train --cfg configs/synthetic/MVIT_TINY.yaml [--batch 8] [--steps 10] [--device cpu|cuda]
+    tools/benchmark.py variants [--cfgs FILE ...] [--runs 7]
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
 ``model``: forward passes of this MViT and of torchvision's mvit_v1_b, loaded with the same weights, on the same
@@ -13,9 +14,13 @@ of a large matmul on the same device. On CUDA it also measures bf16 autocast and
 with the same blocks and loaded with the same weights, alternating, median step time of each -> clips/s; then the
 peak memory of a few steps of each (GPU: peak allocated; CPU: growth of the peak resident size, each model in a
 fresh process). bf16 autocast on CUDA, fp32 on the CPU.
+
+``variants``: one row per config (plain MViT-B and its PEG / ELSA / CeiT / PVT v2 variants by default): params,
+fvcore GFLOPs and the median batch-1 forward time, the models timed in turn under inference mode.
 """
 
 import argparse
+import functools
 import multiprocessing
 import platform
 import resource
@@ -231,6 +236,29 @@ def bench_train(args: argparse.Namespace) -> None:
     print(f"{kind}: mvit_video {mem[0]:.0f} MiB   torchvision {mem[1]:.0f} MiB   ratio {mem[0] / mem[1]:.2f}")
 
 
+VARIANT_CFGS = [f"configs/K400/MVIT_B_16x4{suffix}.yaml" for suffix in ("", "_PEG", "_ELSA", "_CEIT", "_PVT")]
+
+
+def bench_variants(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    rows, models = [], []
+    for path in args.cfgs:
+        cfg = load_config(path)
+        counts = count_model(build_model(cfg), _clip_size(cfg), activations=False)
+        models.append((build_model(cfg).eval().to(device), torch.randn(1, *_clip_size(cfg), device=device)))
+        rows.append((path, counts.params, counts.gflops))
+
+    def forward(model, x):
+        with torch.inference_mode():
+            model(x)
+
+    times = alternate([functools.partial(forward, m, x) for m, x in models], args.runs, 1, device)
+    print(f"machine: {machine(device)}; torch {torch.__version__}; batch 1; fp32; median of {args.runs} runs each")
+    print("| config | params | GFLOPs (fvcore) | forward ms |\n|---|---|---|---|")
+    for (path, params, gflops), seconds in zip(rows, times):
+        print(f"| {path} | {params:,} | {gflops:.2f} | {seconds * 1e3:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -250,6 +278,11 @@ def main() -> None:
     train.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     train.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
     train.set_defaults(func=bench_train)
+    variants = sub.add_parser("variants", help="params, GFLOPs and forward time of several configs")
+    variants.add_argument("--cfgs", nargs="+", default=VARIANT_CFGS)
+    variants.add_argument("--runs", type=int, default=7)
+    variants.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    variants.set_defaults(func=bench_variants)
     try:
         import bench_data
     except ImportError as err:
