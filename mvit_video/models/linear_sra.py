@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import Grid
-from .pooling_attention import AttentionPool, needs_pool, pool_tokens
+from .pooling_attention import build_attention_pool, heads_of, pool_tokens
 
 
 class LinearSpatialReduction(nn.Module):
@@ -63,18 +63,13 @@ class LinearSRAttention(nn.Module):
         pool_norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = heads_of(dim, num_heads)
         self.has_cls = has_cls
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv_proj = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.reduce = LinearSpatialReduction(dim, pool_size, has_cls)
-        self.pool_q = None
-        if needs_pool(kernel_q, stride_q):
-            stride_q = tuple(stride_q) or (1,) * len(kernel_q)
-            self.pool_q = AttentionPool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
+        self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 

@@ -70,6 +70,22 @@ def needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
     return len(kernel) > 0 and (math.prod(kernel) > 1 or math.prod(stride) > 1)
 
 
+def build_attention_pool(
+    mode: str, head_dim: int, kernel: Sequence[int], stride: Sequence[int], norm_eps: float = 1e-6
+) -> Optional[AttentionPool]:
+    """The pooling of one of Q, K, V, or None where the reference does not pool (an empty stride means 1)."""
+    if not needs_pool(kernel, stride):
+        return None
+    return AttentionPool(mode, head_dim, kernel, tuple(stride) or (1,) * len(kernel), norm_eps)
+
+
+def heads_of(dim: int, num_heads: int) -> int:
+    """The width of one head. Raises ValueError when ``dim`` does not split evenly."""
+    if dim % num_heads:
+        raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
+    return dim // num_heads
+
+
 class MultiScaleAttention(nn.Module):
     """Multi Head Pooling Attention over ``dim`` channels with ``num_heads`` heads.
 
@@ -91,24 +107,15 @@ class MultiScaleAttention(nn.Module):
         pool_norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"attention width {dim} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = heads_of(dim, num_heads)
         self.has_cls = has_cls
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
-
-        def make_pool(kernel: Sequence[int], stride: Sequence[int]) -> Optional[AttentionPool]:
-            if not needs_pool(kernel, stride):
-                return None
-            stride = tuple(stride) or (1,) * len(kernel)
-            return AttentionPool(mode, self.head_dim, kernel, stride, pool_norm_eps)
-
-        self.pool_q = make_pool(kernel_q, stride_q)
-        self.pool_k = make_pool(kernel_kv, stride_kv)
-        self.pool_v = make_pool(kernel_kv, stride_kv)
+        self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
+        self.pool_k = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
+        self.pool_v = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
 
     def _pool(self, pool: Optional[AttentionPool], x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
         return (x, thw) if pool is None else pool(x, thw, self.has_cls)
