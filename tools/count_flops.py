@@ -2,12 +2,14 @@
 """Prints the parameters, fvcore GFLOPs and activations of the model a config builds.
 
     tools/count_flops.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...] [--json]
+    tools/count_flops.py --all [--root configs]     (a Markdown table of every config under the folder)
 
 One fused multiply-add counts as one flop, as fvcore and the MViT paper count.
 """
 
 import argparse
 import json
+from pathlib import Path
 
 import _paths  # noqa: F401
 
@@ -21,12 +23,28 @@ def config_input_size(cfg) -> tuple:
     return (cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
 
 
+def markdown_table(root: str) -> str:
+    """Params, GFLOPs and activations of every config under ``root``, one Markdown row each."""
+    rows = ["| config | params | GFLOPs | activations |", "|---|---|---|---|"]
+    for path in sorted(Path(root).rglob("*.yaml")):
+        cfg = load_config(str(path))
+        counts = count_model(build_model(cfg), config_input_size(cfg))
+        rows.append(f"| {path} | {counts.params:,} | {counts.gflops:.2f} | {counts.activations:,} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cfg", required=True, help="YAML config file")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--cfg", help="YAML config file")
+    group.add_argument("--all", action="store_true", help="every config under --root, as a Markdown table")
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "configs"))
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of key: value lines")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides, as in run_net")
     args = parser.parse_args()
+    if args.all:
+        print(markdown_table(args.root))
+        return
     cfg = load_config(args.cfg, args.opts)
     counts = count_model(build_model(cfg), config_input_size(cfg))
     if args.json:

@@ -30,6 +30,8 @@ _C.TRAIN.MIXED_PRECISION = True
 _C.TRAIN.AMP_DTYPE = "bfloat16"
 
 add_data_config(_C)
+# Test with the frames of every view in a seeded random order (the frame-shuffle probe's shuffled condition).
+_C.TEST.SHUFFLE_FRAMES = False
 # Class names for reports: "" (label numbers), "kinetics400", "kinetics600" or a file with one name per line.
 _C.DATA.CLASSNAMES = ""
 

@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
+from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import load_checkpoint
 from ..data import build_dataset, load_classnames
 from ..models import build_model
@@ -225,6 +226,8 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     """
     dist = init_distributed(cfg.NUM_GPUS)
     model = load_test_model(cfg, dist.device)
+    if view_transform is None and cfg.TEST.SHUFFLE_FRAMES:
+        view_transform = FrameShuffle("shuffle", cfg.RNG_SEED)
     dataset = build_dataset(cfg, "test")
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
     # TEST.BATCH_SIZE counts clips, as in PySlowFast; a batch holds all the views of whole videos

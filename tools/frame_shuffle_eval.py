@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""The frame-shuffle probe: does a model use the order of frames, or only their appearance?
+
+    tools/frame_shuffle_eval.py --cfg FILE [--repeats 3] [--no-reverse] [--token-chunks] [--opts KEY VALUE ...]
+
+Tests the checkpoint (TEST.CHECKPOINT_FILE_PATH, or the newest in OUTPUT_DIR) on the multi-view test set in order, with
+the frames of every view shuffled (one seed per repeat) and reversed; prints a table and writes
+OUTPUT_DIR/frame_shuffle.json and frame_shuffle.png (per-class drop).
+"""
+
+import argparse
+import logging
+import sys
+
+import _paths  # noqa: F401
+
+from mvit_video.analysis.shuffle_probe import format_table, probe
+from mvit_video.checkpoint import CheckpointError
+from mvit_video.config import ConfigError, load_config
+from mvit_video.data import AnnotationError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cfg", required=True)
+    parser.add_argument("--repeats", type=int, default=3, help="shuffles with different seeds")
+    parser.add_argument("--no-reverse", action="store_true", help="skip the reversed-order condition")
+    parser.add_argument("--token-chunks", action="store_true",
+                        help="move whole temporal tokens (MVIT.PATCH_STRIDE[0] frames) instead of single frames")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        cfg = load_config(args.cfg, args.opts)
+        report = probe(cfg, args.repeats, not args.no_reverse, args.token_chunks)
+    except (ConfigError, FileNotFoundError, CheckpointError, AnnotationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    print(f"written: {cfg.OUTPUT_DIR}/frame_shuffle.json, {cfg.OUTPUT_DIR}/frame_shuffle.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Training curves of one or several runs in one PNG, to compare variants.
+
+    tools/plot_stats.py OUTPUT_DIR [OUTPUT_DIR ...] [--out curves.png]
+
+Reads each run's stats.jsonl (written by tools/run_net.py) and draws training loss, training top-1 and validation
+top-1 per epoch, one line per run, labelled by the folder's name.
+"""
+
+import argparse
+import os
+import sys
+
+import _paths  # noqa: F401
+
+from mvit_video.engine.stats import plot_curves
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="OUTPUT_DIR folders that hold a stats.jsonl")
+    parser.add_argument("--out", default="curves.png", help="PNG to write")
+    args = parser.parse_args(argv)
+    runs = {}
+    for folder in args.runs:
+        path = os.path.join(folder, "stats.jsonl")
+        if not os.path.isfile(path):
+            print(f"error: {path}: no such file (is {folder} an OUTPUT_DIR of tools/run_net.py?)", file=sys.stderr)
+            return 1
+        runs[os.path.basename(os.path.normpath(folder))] = path
+    print(plot_curves(runs, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
