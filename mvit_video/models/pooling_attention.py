@@ -123,7 +123,7 @@ class MultiScaleAttention(nn.Module):
     def forward(self, x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
         batch, length, dim = x.shape
         # (B, N, 3C) -> 3 x (B, heads, N, d)
-        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         q, q_thw = self._pool(self.pool_q, q, thw)
         k, _ = self._pool(self.pool_k, k, thw)
         v, _ = self._pool(self.pool_v, v, thw)
