@@ -244,8 +244,9 @@ def bench_variants(args: argparse.Namespace) -> None:
     rows, models = [], []
     for path in args.cfgs:
         cfg = load_config(path)
-        counts = count_model(build_model(cfg), _clip_size(cfg), activations=False)
-        models.append((build_model(cfg).eval().to(device), torch.randn(1, *_clip_size(cfg), device=device)))
+        model = build_model(cfg)
+        counts = count_model(model, _clip_size(cfg), activations=False)  # also puts the model in eval mode
+        models.append((model.to(device), torch.randn(1, *_clip_size(cfg), device=device)))
         rows.append((path, counts.params, counts.gflops))
 
     def forward(model, x):

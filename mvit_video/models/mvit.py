@@ -146,34 +146,21 @@ class MultiScaleBlock(nn.Module):
         super().__init__()
         self.has_cls = has_cls
         self.norm1 = nn.LayerNorm(spec.dim, eps=_LN_EPS)
+        attention = dict(
+            qkv_bias=qkv_bias,
+            mode=mode,
+            kernel_q=spec.kernel_q,
+            stride_q=spec.stride_q,
+            has_cls=has_cls,
+            proj_drop=dropout,
+            pool_norm_eps=pool_norm_eps,
+        )
         if spec.attention == "mhpa":
             self.attn = MultiScaleAttention(
-                spec.dim,
-                spec.num_heads,
-                qkv_bias=qkv_bias,
-                mode=mode,
-                kernel_q=spec.kernel_q,
-                stride_q=spec.stride_q,
-                kernel_kv=spec.kernel_kv,
-                stride_kv=spec.stride_kv,
-                has_cls=has_cls,
-                proj_drop=dropout,
-                pool_norm_eps=pool_norm_eps,
+                spec.dim, spec.num_heads, kernel_kv=spec.kernel_kv, stride_kv=spec.stride_kv, **attention
             )
         else:
-            self.attn = build_attention(
-                spec.attention,
-                spec.dim,
-                spec.num_heads,
-                qkv_bias=qkv_bias,
-                mode=mode,
-                kernel_q=spec.kernel_q,
-                stride_q=spec.stride_q,
-                has_cls=has_cls,
-                proj_drop=dropout,
-                pool_norm_eps=pool_norm_eps,
-                options=options,
-            )
+            self.attn = build_attention(spec.attention, spec.dim, spec.num_heads, options=options, **attention)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(spec.dim, eps=_LN_EPS)
         hidden = int(spec.dim * mlp_ratio)
