@@ -9,15 +9,21 @@ When in the video a clip starts is decided by pytorchvideo's clip samplers (``Ra
 by its formula in frames. A start is then turned into frame indices exactly as PySlowFast's ``temporal_sampling``
 does: T points spaced evenly from the first to the last frame of the span, truncated to integers and clamped to
 the video, so a video shorter than a clip repeats its last frame instead of failing.
+
+For predicting along a long video, :func:`sliding_windows` lays windows over its whole duration and
+:func:`window_clip_indices` takes one T x tau clip centred in each.
 """
 
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import List
+from typing import Iterator, List, Tuple
 
 import torch
 from pytorchvideo.data.clip_sampling import ConstantClipsPerVideoSampler, RandomClipSampler
+
+# Window times are sums of user-given seconds: compare them with a tolerance far below a frame.
+_TIME_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -106,3 +112,48 @@ def temporal_view_indices(
     else:
         starts = uniform_clip_starts(span, video_frames, fps, num_clips)
     return [clip_frame_indices(start, span, clip.num_frames, video_frames) for start in starts]
+
+
+def sliding_windows(duration: float, window: float, stride: float) -> Iterator[Tuple[float, float]]:
+    """``(start, end)`` in seconds of windows of ``window`` seconds every ``stride`` seconds that cover a video.
+
+    Windows start at ``0, stride, 2 * stride, ...`` while they end inside the video; when the last of them ends
+    before ``duration``, one more window ends exactly at ``duration`` (it starts at ``duration - window``). A video
+    shorter than one window gets the single window ``(0, duration)``. The arguments are checked at once; the
+    windows come lazily, so a long video's windows are never all held at once.
+
+    Raises:
+        ValueError: a non-positive duration, window or stride, or ``stride > window`` (the windows would leave gaps).
+    """
+    if duration <= 0 or window <= 0 or stride <= 0:
+        raise ValueError(f"need a positive duration, window and stride; got {duration}, {window}, {stride} s")
+    if stride > window:
+        raise ValueError(f"a stride of {stride} s is longer than the {window} s window: the windows would leave gaps")
+    return _windows(duration, window, stride)
+
+
+def _windows(duration: float, window: float, stride: float) -> Iterator[Tuple[float, float]]:
+    if window >= duration - _TIME_EPS:
+        yield 0.0, duration
+        return
+    k = 0
+    while k * stride + window <= duration + _TIME_EPS:
+        start = round(k * stride, 9)
+        yield start, min(round(start + window, 9), duration)
+        k += 1
+    last_end = (k - 1) * stride + window
+    if last_end < duration - _TIME_EPS:
+        yield round(duration - window, 9), duration
+
+
+def window_clip_indices(clip: ClipSpec, start: float, end: float, fps: float, video_frames: int) -> List[int]:
+    """Frame indices of the T x tau clip centred in the window ``[start, end)`` seconds of a video at ``fps``.
+
+    The clip has the span the model was trained on (``clip.span(fps)`` frames), whatever the window's length: a
+    longer window is represented by its centre, a shorter one by a clip reaching past its ends. The clip is shifted
+    to lie inside the video where the video is long enough, so the first and last windows repeat no frame.
+    """
+    span = clip.span(fps)
+    centre = (start + end) / 2 * fps
+    first = min(max(centre - span / 2, 0.0), max(video_frames - span, 0.0))
+    return clip_frame_indices(first, span, clip.num_frames, video_frames)
