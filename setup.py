@@ -3,6 +3,8 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 README = Path(__file__).with_name("README.md")
+# mvit_video.export writes ONNX opset 17, which these versions read and run.
+ONNX = ["onnx>=1.14", "onnxruntime>=1.16"]
 
 setup(
     name="mvit_video",
@@ -30,6 +32,9 @@ setup(
         "PyYAML",
     ],
     extras_require={
-        "test": ["pytest>=7", "scikit-video", "scipy"],
+        # tools/export.py --format onnx: onnx to write the file, onnxruntime to check it against the eager model.
+        # torch's TorchScript-based exporter is used, so onnxscript (the new exporter's dependency) is not needed.
+        "onnx": ONNX,
+        "test": ["pytest>=7", "scikit-video", "scipy", *ONNX],
     },
 )

@@ -33,12 +33,24 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class LoadReport:
-    """What :func:`load_checkpoint` did: the layout it recognised and the tensors it left out on request."""
+    """What :func:`load_checkpoint` did: the layout it recognised and the tensors it left out on request.
+
+    ``skipped_shapes`` gives, for each skipped tensor that the checkpoint has, its shape there and in the model.
+    """
 
     source_format: str
     num_tensors: int
     skipped: List[str] = field(default_factory=list)
     epoch: int = -1
+    skipped_shapes: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=dict)
+
+    def describe_skipped(self) -> str:
+        """``"head.projection.bias, head.projection.weight (400 -> 4 classes)"``; "" when nothing was skipped."""
+        if not self.skipped:
+            return ""
+        classes = self.skipped_shapes.get("head.projection.weight")
+        change = f" ({classes[0][0]} -> {classes[1][0]} classes)" if classes else " (not in the checkpoint)"
+        return ", ".join(self.skipped) + change
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -210,7 +222,10 @@ def _mismatch_message(origin: str, fmt: str, missing, unexpected, shapes) -> str
     for key, (got, want) in shapes.items():
         lines.append(f"  shape of {key}: checkpoint {tuple(got)} vs model {tuple(want)}")
     if any(k.startswith("head.") for k in list(missing) + list(shapes)):
-        lines.append("  to fine-tune to another number of classes, load with drop_head=True (the head stays random)")
+        lines.append(
+            "  to fine-tune to another number of classes, load with drop_head=True (TRAIN.CHECKPOINT_DROP_HEAD True "
+            "in a training config): the head is then re-initialised"
+        )
     return "\n".join(lines)
 
 
@@ -234,8 +249,10 @@ def load_checkpoint(source: Source, model: nn.Module, drop_head: bool = False) -
     model = getattr(model, "module", model)
     target = model.state_dict()
     skipped = []
+    skipped_shapes = {}
     if drop_head:
         skipped = _head_keys(target)
+        skipped_shapes = {k: (tuple(state[k].shape), tuple(target[k].shape)) for k in skipped if k in state}
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
         target = {k: v for k, v in target.items() if not k.startswith("head.")}
     missing = sorted(set(target) - set(state))
@@ -245,7 +262,9 @@ def load_checkpoint(source: Source, model: nn.Module, drop_head: bool = False) -
     if missing or unexpected or shapes:
         raise CheckpointError(_mismatch_message(origin, fmt, missing, unexpected, shapes))
     model.load_state_dict(state, strict=not drop_head)
-    return LoadReport(source_format=fmt, num_tensors=len(state), skipped=skipped, epoch=epoch)
+    return LoadReport(
+        source_format=fmt, num_tensors=len(state), skipped=skipped, epoch=epoch, skipped_shapes=skipped_shapes
+    )
 
 
 def save_checkpoint(path: Union[str, os.PathLike], model_state: Mapping[str, torch.Tensor], **extra) -> None:

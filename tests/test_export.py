@@ -1,5 +1,7 @@
-"""Export: the TorchScript model reproduces the eager logits; a mismatch or a missing dependency is an error."""
+"""Export: TorchScript and ONNX (in onnxruntime) reproduce the eager logits of MViT and its variants; a mismatch, an
+operator ONNX cannot express or a missing dependency is an error that says so."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,21 @@ from mvit_video.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")
+CLIP = (3, 8, 112, 112)
+
+
+def _onnxruntime():
+    return pytest.importorskip("onnxruntime", reason="ONNX checks need onnxruntime: pip install -e '.[onnx]'")
+
+
+@pytest.fixture
+def export_tool(monkeypatch):
+    """tools/export.py as a module (it imports _paths from its own folder)."""
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    spec = importlib.util.spec_from_file_location("export_tool", ROOT / "tools/export.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_torchscript_tool_matches_eager(tmp_path):
@@ -54,12 +71,72 @@ def test_unknown_format():
         export_model(torch.nn.Identity(), (3, 1, 2, 2), "tflite", "x")
 
 
-def test_onnx_without_the_package_is_a_clear_error(tmp_path):
-    pytest.importorskip("torch.onnx")
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        with pytest.raises(ExportError, match="pip install onnx"):
-            export_model(build_model(load_config(TINY)), (3, 8, 112, 112), "onnx", str(tmp_path / "x.onnx"))
-        return
-    pytest.skip("onnx is installed here; this test covers machines without it")
+def test_onnx_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as on a machine without it: `import onnx` raises ImportError
+    with pytest.raises(ExportError, match=r"pip install onnx onnxruntime"):
+        export_model(build_model(load_config(TINY)), CLIP, "onnx", str(tmp_path / "x.onnx"))
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """The tiny model and its checkpoint file."""
+    model = build_model(load_config(TINY))
+    path = tmp_path_factory.mktemp("export") / "tiny.pyth"
+    save_checkpoint(path, model.state_dict())
+    return model, str(path)
+
+
+def test_onnx_tool_matches_eager_in_onnxruntime(tiny_checkpoint, tmp_path, capsys, export_tool):
+    onnxruntime = _onnxruntime()
+    model, ckpt = tiny_checkpoint
+    out = tmp_path / "tiny.onnx"
+    assert export_tool.main(["--cfg", TINY, "--checkpoint", ckpt, "--format", "onnx", "--out", str(out)]) == 0
+    assert "onnx, clip 1x3x8x112x112; max |logit diff| vs eager" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    clip = torch.randn(1, *CLIP)
+    with torch.no_grad():
+        logits = torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0])
+        assert (logits - model.eval()(clip)).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["PEG", "ELSA", "CEIT", "PVT"])
+def test_onnx_export_of_each_variant_matches_eager(variant, tmp_path):
+    _onnxruntime()
+    model = build_model(load_config(str(ROOT / f"configs/synthetic/MVIT_TINY_{variant}.yaml")))
+    diff, ran = export_model(model, CLIP, "onnx", str(tmp_path / f"{variant}.onnx"))
+    assert ran and diff < 1e-4
+
+
+def test_a_variant_onnx_cannot_express_fails_naming_the_config_and_operator(tmp_path, capsys, export_tool):
+    pytest.importorskip("onnx", reason="ONNX export needs onnx: pip install -e '.[onnx]'")
+    pvt = str(ROOT / "configs/synthetic/MVIT_TINY_PVT.yaml")
+    model = build_model(load_config(pvt, ["DATA.TRAIN_CROP_SIZE", "64"]))
+    ckpt = tmp_path / "pvt.pyth"
+    save_checkpoint(ckpt, model.state_dict())
+    # at 64 px the 4 x 8 x 8 grid is pooled to 4 x 7 x 7: an adaptive pooling ONNX has no operator for
+    code = export_tool.main(["--cfg", pvt, "--checkpoint", str(ckpt), "--format", "onnx", "--out",
+                             str(tmp_path / "pvt.onnx"), "--opts", "DATA.TRAIN_CROP_SIZE", "64"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{pvt}: ONNX export of MViT" in err and "adaptive_avg_pool3d" in err
+
+
+def test_onnx_tool_fails_when_the_logits_differ(tiny_checkpoint, tmp_path, monkeypatch, capsys, export_tool):
+    _onnxruntime()
+    import mvit_video.export as export
+
+    exported = export._onnx
+
+    def export_then_drift(m, example, out):
+        run = exported(m, example, out)
+        with torch.no_grad():
+            m.head.projection.bias.add_(1.0)  # the eager model changes after export
+        return run
+
+    monkeypatch.setattr(export, "_onnx", export_then_drift)
+    code = export_tool.main(["--cfg", TINY, "--checkpoint", tiny_checkpoint[1], "--format", "onnx", "--out",
+                             str(tmp_path / "x.onnx")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert TINY in err and "differ from the eager model by 1.00e+00 (> 1e-04)" in err

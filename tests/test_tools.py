@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mvit_video.checkpoint import save_checkpoint
+from mvit_video.config import load_config
+from mvit_video.models import build_model
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")
 
@@ -29,3 +33,13 @@ def test_run_net_names_unknown_key():
     out = _run("--cfg", TINY, "--opts", "MVIT.NOT_A_KEY", "1")
     assert out.returncode == 2
     assert "MVIT.NOT_A_KEY" in out.stderr
+
+
+def test_run_net_refuses_a_checkpoint_of_other_classes_without_drop_head(tmp_path):
+    ckpt = tmp_path / "twelve_classes.pyth"
+    save_checkpoint(ckpt, build_model(load_config(TINY)).state_dict())
+    out = _run("--cfg", TINY, "--opts", "MODEL.NUM_CLASSES", "4", "TRAIN.CHECKPOINT_FILE_PATH", str(ckpt),
+               "OUTPUT_DIR", str(tmp_path / "run"))
+    assert out.returncode == 1
+    assert "shape of head.projection.weight: checkpoint (12, 192) vs model (4, 192)" in out.stderr
+    assert "TRAIN.CHECKPOINT_DROP_HEAD True" in out.stderr

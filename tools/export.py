@@ -4,8 +4,8 @@
     tools/export.py --cfg FILE --checkpoint PATH --format torchscript|onnx --out FILE [--opts KEY VALUE ...]
 
 The clip size is the config's training size (DATA.NUM_FRAMES x DATA.TRAIN_CROP_SIZE^2), batch 1. After exporting, the
-exported model runs on a random clip (TorchScript always; ONNX through onnxruntime when it is installed) and the max
-absolute logit difference is printed; the command fails above 1e-4.
+exported model runs on a random clip (TorchScript always; ONNX through onnxruntime when it is installed, as by
+pip install -e ".[onnx]") and the max absolute logit difference is printed; the command fails above 1e-4.
 """
 
 import argparse
@@ -33,8 +33,11 @@ def main(argv=None) -> int:
         load_checkpoint(args.checkpoint, model)
         size = (cfg.DATA.INPUT_CHANNEL_NUM[0], cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
         diff, ran = export_model(model, size, args.format, args.out)
-    except (ConfigError, FileNotFoundError, CheckpointError, ExportError) as err:
+    except (ConfigError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except ExportError as err:
+        print(f"error: {args.cfg}: {err}", file=sys.stderr)
         return 1
     if ran:
         print(f"{args.out}: {args.format}, clip 1x{'x'.join(map(str, size))}; max |logit diff| vs eager: {diff:.2e}")

@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from ..analysis.frame_shuffle import FrameShuffle
-from ..checkpoint import load_checkpoint
+from ..checkpoint import LoadReport, load_checkpoint
 from ..data import build_dataset, load_classnames
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
@@ -131,14 +131,29 @@ def _build_training(cfg: CfgNode, dist: DistInfo):
     start_epoch = 0
     resume = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
     if resume is not None:
+        # As in PySlowFast, a run's own checkpoint wins over the one it was initialised from.
         load_checkpoint(resume, model)
         start_epoch = restore_training_state(resume, optimizer, scaler)
-        logger.info("resumed from %s: continuing at epoch %d", resume["path"], start_epoch + 1)
+        logger.info("resumed from %s: continuing at epoch %d%s", resume["path"], start_epoch + 1,
+                    f" (TRAIN.CHECKPOINT_FILE_PATH {cfg.TRAIN.CHECKPOINT_FILE_PATH} not used)"
+                    if cfg.TRAIN.CHECKPOINT_FILE_PATH else "")
     elif cfg.TRAIN.CHECKPOINT_FILE_PATH:
-        report = load_checkpoint(cfg.TRAIN.CHECKPOINT_FILE_PATH, model, drop_head=cfg.TRAIN.CHECKPOINT_DROP_HEAD)
-        logger.info("initialised from %s (%s layout)%s", cfg.TRAIN.CHECKPOINT_FILE_PATH, report.source_format,
-                    f"; re-initialised {report.skipped}" if report.skipped else "")
+        initialise_from(cfg.TRAIN.CHECKPOINT_FILE_PATH, model, cfg.TRAIN.CHECKPOINT_DROP_HEAD)
     return model, optimizer, scaler, start_epoch
+
+
+def initialise_from(path: str, model: torch.nn.Module, drop_head: bool) -> LoadReport:
+    """Loads the weights to start training from (strictly; all but the head with ``drop_head``) and logs what it did.
+
+    Raises:
+        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`.
+    """
+    report = load_checkpoint(path, model, drop_head=drop_head)
+    logger.info("initialised from %s (%s layout): %d tensors loaded strictly", path, report.source_format,
+                report.num_tensors)
+    if report.skipped:
+        logger.info("re-initialised head: %s", report.describe_skipped())
+    return report
 
 
 def train(cfg: CfgNode) -> dict:

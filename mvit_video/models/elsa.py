@@ -12,7 +12,8 @@ Each grid token aggregates the values of its (k_t, k, k) neighbourhood with weig
 The attention-weighted sum loops over the offsets of the neighbourhood on the unpadded grid, so its memory is
 O(C x N) in the forward and the backward pass; a 3D unfold would hold all k_t * k * k shifted copies of the values
 (about 1.4 GB per clip at MViT-B's first stage with a 3x7x7 neighbourhood). The additive ghost term does not depend
-on the position, so it is a depthwise Conv3d of the values.
+on the position, so it is a depthwise Conv3d of the values. ONNX export writes the same sum without in-place
+updates (:func:`padded_aggregate`), which the exporter translates faithfully.
 
 The class token has no place on the grid. It takes no part in the local aggregation (grid tokens never attend to it)
 and is updated instead by one row of ordinary softmax attention: its query, from the same projection, attends to the
@@ -23,6 +24,7 @@ ELSA keeps the grid and the width, so in MViT it never replaces the attention of
 change of a stage's last block happens in the MLP and the skip projection, which ELSA leaves as they are.
 """
 
+import itertools
 import math
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -99,11 +101,30 @@ class LocalAggregation(torch.autograd.Function):
         return grad_v, grad_attn, grad_mul, None
 
 
+def padded_aggregate(v: torch.Tensor, attn: torch.Tensor, mul: Optional[torch.Tensor], kernel: Kernel) -> torch.Tensor:
+    """The sum of :class:`LocalAggregation` without in-place updates: the values are zero-padded once and every
+    offset's shifted window is weighted and added. Forward only; returns (B, T, H, W, G, Cg)."""
+    grid = v.shape[1:4]
+    padding = [p for k in reversed(kernel) for p in (k // 2, k // 2)]
+    padded = F.pad(v, [0, 0, 0, 0, *padding])  # (B, T, H, W, G, Cg) -> (B, T + k_t - 1, H + k - 1, W + k - 1, G, Cg)
+    everywhere = (slice(None),) * 4
+    out = torch.zeros_like(v)
+    for o, start in enumerate(itertools.product(*(range(k) for k in kernel))):
+        window = padded[(slice(None), *(slice(s, s + n) for s, n in zip(start, grid)))]
+        out = out + window * _weight(attn, mul, o, everywhere)
+    return out
+
+
 def local_aggregate(
     v: torch.Tensor, attn: torch.Tensor, mul: Optional[torch.Tensor], kernel: Sequence[int]
 ) -> torch.Tensor:
     """ELSA's attention-weighted aggregation (see :class:`LocalAggregation`); returns (B, T, H, W, G, Cg)."""
-    return LocalAggregation.apply(v, attn, mul, tuple(int(k) for k in kernel))
+    kernel = tuple(int(k) for k in kernel)
+    if torch.onnx.is_in_onnx_export():
+        # The TorchScript-based ONNX exporter drops the in-place slice updates inside LocalAggregation.forward and
+        # writes its output as a constant (wrong logits on any other clip); the padded sum exports as it computes.
+        return padded_aggregate(v, attn, mul, kernel)
+    return LocalAggregation.apply(v, attn, mul, kernel)
 
 
 def _qk_width(dim: int, group_width: int) -> int:

@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_leaves
 from mvit_video.config import load_config
 from mvit_video.flops import LOCAL_AGGREGATION_OP, FlopCountAnalysis, count_model, local_aggregation_flop_jit
 from mvit_video.models import build_model
-from mvit_video.models.elsa import ELSA, LocalAggregation, local_aggregate
+from mvit_video.models.elsa import ELSA, LocalAggregation, local_aggregate, padded_aggregate
 from mvit_video.models.pooling_attention import MultiScaleAttention
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -133,6 +133,15 @@ def test_plain_local_attention_is_a_weighted_sum_of_the_neighbours():
         attn[:, 0, 0, 0, :, o, None] * v[:, a, b, c] for o, (a, b, c) in enumerate(offsets) if min(a, b, c) >= 0
     )
     assert torch.allclose(out[:, 0, 0, 0], corner, atol=1e-6)
+
+
+@pytest.mark.parametrize("ghost", [False, True])
+def test_the_padded_sum_used_for_onnx_export_equals_the_in_place_one(ghost):
+    v = torch.randn(2, 3, 4, 5, 2, 8)
+    attn = torch.rand(2, 3, 4, 5, 2, 45).softmax(-1)
+    mul = torch.randn(2, 8, 45) if ghost else None
+    expected = local_aggregate(v, attn, mul, (3, 3, 5))
+    assert torch.allclose(padded_aggregate(v, attn, mul, (3, 3, 5)), expected, atol=1e-6)
 
 
 class TensorMemory(TorchDispatchMode):
