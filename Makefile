@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA := data/synthetic
 
-.PHONY: test demo install clean
+.PHONY: test demo shuffle-demo install clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	test -f $(DATA)/test.csv || $(PY) tools/make_synthetic_dataset.py --out $(DATA)
 	$(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml
+
+# The MViT paper's Table 9 on the synthetic dataset: trains the tiny MViT and the tiny ViT on the same budget (resuming
+# in output/demo and output/vit_tiny), frame-shuffle probes both and prints them side by side (output/shuffle_demo.json).
+# Options of tools/shuffle_demo.py go in ARGS, e.g. make shuffle-demo ARGS="--opts SOLVER.MAX_EPOCH 3".
+shuffle-demo: $(STAMP)
+	test -f $(DATA)/test.csv || $(PY) tools/make_synthetic_dataset.py --out $(DATA)
+	$(PY) tools/shuffle_demo.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
