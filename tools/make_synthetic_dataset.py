@@ -21,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-val", type=int, default=None, help="validation clips (default: --num-test)")
     parser.add_argument("--num-test", type=int, default=120, help="test clips")
     parser.add_argument("--size", type=int, default=112, help="frame side in pixels (even)")
-    parser.add_argument("--frames", type=int, default=64, help="frames per clip, at --fps")
+    parser.add_argument("--frames", type=int, default=32, help="frames per clip, at --fps")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="encoding processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

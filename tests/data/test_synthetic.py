@@ -62,9 +62,11 @@ def test_pairs_differ_only_in_the_direction_of_time(reversed_class, forward_clas
 
 
 def foreground_masks(frames):
-    """Pixels far from the per-pixel median over time: the shape, where it moves over a static background."""
-    median = np.median(frames.astype(np.float32), axis=0)
-    return np.abs(frames.astype(np.float32) - median).sum(axis=-1) > 60
+    """Pixels far from their frame's median colour: the shape (it covers well under half of the frame) over the dark,
+    gently graded background."""
+    frames = frames.astype(np.float32)
+    median = np.median(frames.reshape(len(frames), -1, 3), axis=1)[:, None, None, :]
+    return np.abs(frames - median).sum(axis=-1) > 60
 
 
 def centroid_track(frames):
@@ -91,9 +93,9 @@ def test_moving_shapes_move_the_named_way_and_reversed_the_other_way(classname, 
         path = write_clip(tmp_path / f"{classname}{seed}.mp4", classname, seed=seed, size=64, num_frames=32)
         frames = decode_frames(path, range(32)).numpy()  # through H.264 and back
         track = centroid_track(frames)[:, axis]
-        assert sign * (track[-1] - track[0]) > 20  # pixels, of 64
+        assert sign * (track[-1] - track[0]) > 16  # pixels, of 64: the shape travels 28-37% of the frame
         assert np.all(sign * np.diff(track) > -1)  # steadily
-        assert sign * (centroid_track(frames[::-1])[-1, axis] - centroid_track(frames[::-1])[0, axis]) < -20
+        assert sign * (centroid_track(frames[::-1])[-1, axis] - centroid_track(frames[::-1])[0, axis]) < -16
 
 
 def test_rotations_turn_the_named_way():
