@@ -1,8 +1,6 @@
 """tools/compare_variants.py: plain tiny MViT and a variant trained on one budget, tested and frame-shuffle probed."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,8 @@ from mvit_video.models import build_model
 
 from .engine.conftest import tiny_dataset  # noqa: F401  (session fixture shared with the engine tests)
 from .engine.conftest import tiny_opts
+from .tool_modules import load_tool
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ["configs/synthetic/MVIT_TINY.yaml", "configs/synthetic/MVIT_TINY_PEG.yaml"]
@@ -19,15 +19,8 @@ CONFIGS = ["configs/synthetic/MVIT_TINY.yaml", "configs/synthetic/MVIT_TINY_PEG.
 
 @pytest.fixture(scope="module")
 def tool():
-    """tools/compare_variants.py as a module (it imports _paths and shuffle_demo from its own folder)."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        spec = importlib.util.spec_from_file_location("compare_variants_tool", ROOT / "tools/compare_variants.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    return module
+    """tools/compare_variants.py as a module, run in this process."""
+    return load_tool("compare_variants")
 
 
 def test_compares_two_configs_end_to_end(tool, tiny_dataset, tmp_path, capsys):  # noqa: F811

@@ -1,8 +1,6 @@
 """tools/shuffle_demo.py and configs/synthetic/VIT_TINY.yaml: the tiny MViT vs the tiny ViT under frame shuffling."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ from mvit_video.models import build_model
 
 from .engine.conftest import tiny_dataset  # noqa: F401  (session fixture shared with the engine tests)
 from .engine.conftest import tiny_opts
+from .tool_modules import load_tool
+
 
 ROOT = Path(__file__).resolve().parents[1]
 MVIT_TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")
@@ -21,15 +21,8 @@ VIT_TINY = str(ROOT / "configs/synthetic/VIT_TINY.yaml")
 
 @pytest.fixture(scope="module")
 def tool():
-    """tools/shuffle_demo.py as a module (it imports _paths from its own folder), run in this process."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        spec = importlib.util.spec_from_file_location("shuffle_demo_tool", ROOT / "tools/shuffle_demo.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    return module
+    """tools/shuffle_demo.py as a module, run in this process."""
+    return load_tool("shuffle_demo")
 
 
 def test_demo_trains_and_probes_both_models(tool, tiny_dataset, tmp_path, capsys):  # noqa: F811

@@ -2,7 +2,6 @@
 class-count mismatch refused without TRAIN.CHECKPOINT_DROP_HEAD, resume first; and the class-subset tool behind the
 worked example."""
 
-import importlib.util
 import logging
 import os
 
@@ -18,9 +17,12 @@ from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import initialise_from, train
 from mvit_video.models import build_model
 
+from ..tool_modules import load_tool
 from .conftest import ROOT, tiny_opts
 
-CONSTANT_LR = ("SOLVER.LR_POLICY", "constant", "SOLVER.WARMUP_EPOCHS", "0.0", "SOLVER.BASE_LR", "0.002")
+# Two steps per epoch on the 8 clips of the subset: a modest constant rate keeps the loss falling steadily (0.002 made
+# it jump about from epoch to epoch).
+CONSTANT_LR = ("SOLVER.LR_POLICY", "constant", "SOLVER.WARMUP_EPOCHS", "0.0", "SOLVER.BASE_LR", "0.0005")
 HEAD = ["head.projection.bias", "head.projection.weight"]
 
 
@@ -69,12 +71,12 @@ def test_every_tensor_but_the_head_is_loaded_exactly_and_the_head_is_reported(ti
 
 
 def test_finetuning_run_starts_from_the_checkpoint_and_lowers_the_loss(tiny_cfg, subset, pretrained, caplog):
-    cfg = tiny_cfg(*_finetune_opts(subset, pretrained[0], "SOLVER.MAX_EPOCH", "4", *CONSTANT_LR))
+    cfg = tiny_cfg(*_finetune_opts(subset, pretrained[0], "SOLVER.MAX_EPOCH", "8", *CONSTANT_LR))
     with caplog.at_level(logging.INFO, logger="mvit_video"):
         result = train(cfg)
     assert "re-initialised head: head.projection.bias, head.projection.weight (12 -> 4 classes)" in caplog.text
     losses = [r["loss"] for r in read_stats(os.path.join(cfg.OUTPUT_DIR, "stats.jsonl")) if r["type"] == "train_epoch"]
-    assert len(losses) == 4 and losses[-1] < losses[0] - 0.1, losses
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.3, losses
     assert result["val"]["num_videos"] == 4
 
 
@@ -134,16 +136,7 @@ def test_subset_paths_honour_the_prefix_and_can_be_absolute(tiny_dataset, names,
 
 
 def _subset_tool():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        spec = importlib.util.spec_from_file_location("subset_classes", ROOT / "tools/subset_classes.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    return module
+    return load_tool("subset_classes")
 
 
 def test_subset_tool_rejects_unknown_and_repeated_classes(tiny_dataset, names, tmp_path, capsys):
