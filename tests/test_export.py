@@ -1,7 +1,6 @@
 """Export: TorchScript and ONNX (in onnxruntime) reproduce the eager logits of MViT and its variants; a mismatch, an
 operator ONNX cannot express or a missing dependency is an error that says so."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ from mvit_video.config import load_config
 from mvit_video.export import ExportError, export_model
 from mvit_video.models import build_model
 
+from .tool_modules import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")
 CLIP = (3, 8, 112, 112)
@@ -24,13 +25,21 @@ def _onnxruntime():
 
 
 @pytest.fixture
-def export_tool(monkeypatch):
-    """tools/export.py as a module (it imports _paths from its own folder)."""
-    monkeypatch.syspath_prepend(str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location("export_tool", ROOT / "tools/export.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def export_tool():
+    """tools/export.py as a module, run in this process."""
+    return load_tool("export")
+
+
+def _drifting(export_fn):
+    """``export_fn``, followed by a change of the eager model: the export and the model must then disagree."""
+
+    def export_then_drift(m, example, out):
+        run = export_fn(m, example, out)
+        with torch.no_grad():
+            m.head.projection.bias.add_(1.0)
+        return run
+
+    return export_then_drift
 
 
 def test_torchscript_tool_matches_eager(tmp_path):
@@ -53,15 +62,7 @@ def test_a_mismatch_fails(tmp_path, monkeypatch):
     import mvit_video.export as export
 
     model = build_model(load_config(TINY))
-    traced = export._torchscript
-
-    def trace_then_drift(m, example, out):
-        run = traced(m, example, out)
-        with torch.no_grad():
-            m.head.projection.bias.add_(1.0)  # the eager model changes after export
-        return run
-
-    monkeypatch.setattr(export, "_torchscript", trace_then_drift)
+    monkeypatch.setattr(export, "_torchscript", _drifting(export._torchscript))
     with pytest.raises(ExportError, match="differ from the eager model"):
         export_model(model, (3, 8, 112, 112), "torchscript", str(tmp_path / "x.pt"))
 
@@ -126,15 +127,7 @@ def test_onnx_tool_fails_when_the_logits_differ(tiny_checkpoint, tmp_path, monke
     _onnxruntime()
     import mvit_video.export as export
 
-    exported = export._onnx
-
-    def export_then_drift(m, example, out):
-        run = exported(m, example, out)
-        with torch.no_grad():
-            m.head.projection.bias.add_(1.0)  # the eager model changes after export
-        return run
-
-    monkeypatch.setattr(export, "_onnx", export_then_drift)
+    monkeypatch.setattr(export, "_onnx", _drifting(export._onnx))
     code = export_tool.main(["--cfg", TINY, "--checkpoint", tiny_checkpoint[1], "--format", "onnx", "--out",
                              str(tmp_path / "x.onnx")])
     assert code == 1
