@@ -17,17 +17,17 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# Generates the synthetic dataset once (test.csv is written last, so its presence means the set is complete),
-# then trains and tests the tiny MViT on it.
+# Generates the synthetic dataset unless data/synthetic/dataset.json says it is complete and made by this generator
+# version (an older set is regenerated), then trains and tests the tiny MViT on it.
 demo: $(STAMP)
-	test -f $(DATA)/test.csv || $(PY) tools/make_synthetic_dataset.py --out $(DATA)
+	$(PY) tools/make_synthetic_dataset.py --out $(DATA) --if-stale
 	$(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml
 
 # The MViT paper's Table 9 on the synthetic dataset: trains the tiny MViT and the tiny ViT on the same budget (resuming
 # in output/demo and output/vit_tiny), frame-shuffle probes both and prints them side by side (output/shuffle_demo.json).
 # Options of tools/shuffle_demo.py go in ARGS, e.g. make shuffle-demo ARGS="--opts SOLVER.MAX_EPOCH 3".
 shuffle-demo: $(STAMP)
-	test -f $(DATA)/test.csv || $(PY) tools/make_synthetic_dataset.py --out $(DATA)
+	$(PY) tools/make_synthetic_dataset.py --out $(DATA) --if-stale
 	$(PY) tools/shuffle_demo.py $(ARGS)
 
 clean:

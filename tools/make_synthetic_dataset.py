@@ -1,6 +1,10 @@
 """Writes the synthetic video dataset (the default data of ``make demo``); see DATASET.md for its classes.
 
     python tools/make_synthetic_dataset.py --out data/synthetic [--seed 0] [--num-train 840] [--num-test 120]
+                                           [--if-stale]
+
+With --if-stale (what `make demo` uses), a folder whose dataset.json says it was made by this generator version with
+the same options is left as it is; anything else (no manifest, an older generator, other options) is regenerated.
 """
 
 import argparse
@@ -10,7 +14,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mvit_video.data.synthetic import CLASSNAMES, make_synthetic_dataset  # noqa: E402
+from mvit_video.data.synthetic import (  # noqa: E402
+    CLASSNAMES,
+    MANIFEST,
+    dataset_spec,
+    make_synthetic_dataset,
+    stale_reason,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,12 +35,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="encoding processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--if-stale", action="store_true",
+                        help=f"do nothing if --out holds a {MANIFEST} of this generator version and these options")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     num_val = args.num_test if args.num_val is None else args.num_val
+    spec = dataset_spec(args.seed, args.num_train, num_val, args.num_test, args.size, args.frames, args.fps)
+    if args.if_stale:
+        reason = stale_reason(args.out, spec)
+        if reason is None:
+            print(f"{args.out} is up to date (generator version {spec['generator_version']}); not regenerated")
+            return
+        print(f"regenerating {args.out}: {reason}")
     start = time.perf_counter()
     csv_paths = make_synthetic_dataset(
         args.out,

@@ -12,11 +12,12 @@ reproducible), listed in Kinetics-style ``train.csv`` / ``val.csv`` / ``test.csv
 the dataset folder, next to a ``classnames.txt``.
 """
 
+import json
 import math
 import os
 from dataclasses import dataclass
 from multiprocessing import Pool
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import av
 import numpy as np
@@ -45,6 +46,11 @@ TIME_REVERSED = {
     "disappear": "appear",
 }
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+# Bumped whenever the rendering changes, so that a dataset written by an older generator is regenerated rather than
+# silently trained on. 2: dark backgrounds, larger shapes, 32 frames (version 1 had bright backgrounds, 64 frames).
+GENERATOR_VERSION = 2
+# Written last by make_synthetic_dataset: its presence means the set is complete, its content how it was made.
+MANIFEST = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -264,12 +270,50 @@ def make_synthetic_dataset(
     if size % 2 or size < 16 or num_frames < 2:
         raise ValueError(f"need an even size >= 16 and at least 2 frames, got size={size}, num_frames={num_frames}")
     os.makedirs(out_dir, exist_ok=True)
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)  # an interrupted rewrite must not look complete
+    spec = dataset_spec(seed, num_train, num_val, num_test, size, num_frames, fps)
     counts = {"train": num_train, "val": num_val, "test": num_test}
     jobs = {split: split_jobs(out_dir, split, n, seed, size, num_frames, fps) for split, n in counts.items()}
     _run_jobs([job for split_list in jobs.values() for job in split_list], workers, progress)
     with open(os.path.join(out_dir, "classnames.txt"), "w", encoding="utf-8") as names:
         names.write("\n".join(CLASSNAMES) + "\n")
-    return {split: _write_csv(out_dir, split, split_list) for split, split_list in jobs.items()}
+    csv_paths = {split: _write_csv(out_dir, split, split_list) for split, split_list in jobs.items()}
+    with open(manifest_path, "w", encoding="utf-8") as manifest:
+        json.dump(spec, manifest, indent=2)
+    return csv_paths
+
+
+def dataset_spec(seed: int = 0, num_train: int = 840, num_val: int = 120, num_test: int = 120, size: int = 112,
+                 num_frames: int = 32, fps: int = 30) -> Dict[str, int]:
+    """What determines the bytes of a synthetic dataset (the worker count does not), as written to its manifest."""
+    return {"generator_version": GENERATOR_VERSION, "seed": seed, "num_train": num_train, "num_val": num_val,
+            "num_test": num_test, "size": size, "num_frames": num_frames, "fps": fps}
+
+
+def stale_reason(out_dir: str, spec: Dict[str, int]) -> Optional[str]:
+    """Why the dataset in ``out_dir`` is not the one ``spec`` (from :func:`dataset_spec`) would write; None if it is.
+
+    A folder without a manifest is stale: it is incomplete, or was written before manifests existed (generator
+    version 1).
+    """
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(manifest_path):
+        if os.path.exists(os.path.join(out_dir, "test.csv")):
+            return f"{manifest_path} is missing: the dataset predates generator version {GENERATOR_VERSION}"
+        return f"{out_dir} holds no complete synthetic dataset (no {MANIFEST})"
+    try:
+        with open(manifest_path, encoding="utf-8") as manifest:
+            found = json.load(manifest)
+    except (OSError, ValueError) as error:
+        return f"{manifest_path} is unreadable ({error})"
+    if not isinstance(found, dict):
+        return f"{manifest_path} does not hold a JSON object"
+    differences = [f"{key} {found.get(key)} -> {value}" for key, value in spec.items() if found.get(key) != value]
+    if differences:
+        return f"{manifest_path} differs from what was asked: " + ", ".join(differences)
+    return None
 
 
 def _run_jobs(jobs: List[ClipJob], workers: int, progress: bool) -> None:

@@ -1,6 +1,7 @@
 """Synthetic dataset: reproducible files, Kinetics-style CSVs, classes that need time to tell apart."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,16 @@ import pytest
 
 from mvit_video.data.decoder import decode_frames, probe_video
 from mvit_video.data.kinetics import load_classnames, read_csv_annotations
-from mvit_video.data.synthetic import CLASSNAMES, TIME_REVERSED, make_synthetic_dataset, render_clip
+from mvit_video.data.synthetic import (
+    CLASSNAMES,
+    GENERATOR_VERSION,
+    MANIFEST,
+    TIME_REVERSED,
+    dataset_spec,
+    make_synthetic_dataset,
+    render_clip,
+    stale_reason,
+)
 
 from .video_files import write_clip
 
@@ -29,7 +39,7 @@ def test_same_seed_same_bytes_other_seed_other_videos(tmp_path):
     small_dataset(tmp_path / "b", seed=3)
     small_dataset(tmp_path / "c", seed=4)
     a, b, c = file_bytes(tmp_path / "a"), file_bytes(tmp_path / "b"), file_bytes(tmp_path / "c")
-    assert len(a) == 24 + 4 and a == b  # 24 clips, 3 CSV files, classnames.txt
+    assert len(a) == 24 + 5 and a == b  # 24 clips, 3 CSV files, classnames.txt, dataset.json
     videos = [name for name in a if name.endswith(".mp4")]
     assert all(a[name] != c[name] for name in videos)
 
@@ -44,13 +54,55 @@ def test_written_dataset_is_kinetics_style(tmp_path):
     assert Path(csv_paths["val"]).read_text() == ""
 
 
-def test_command_line_tool(tmp_path):
+def load_generator_tool():
     spec = importlib.util.spec_from_file_location("make_synthetic_dataset", ROOT / "tools/make_synthetic_dataset.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    tool.main(["--out", str(tmp_path), "--num-train", "2", "--num-test", "1", "--size", "32", "--frames", "8",
-               "--workers", "1", "--quiet"])
+    return tool
+
+
+TOOL_ARGS = ["--num-train", "2", "--num-test", "1", "--size", "32", "--frames", "8", "--workers", "1", "--quiet"]
+
+
+def test_command_line_tool(tmp_path):
+    load_generator_tool().main(["--out", str(tmp_path)] + TOOL_ARGS)
     assert len(list(tmp_path.rglob("*.mp4"))) == 4  # 2 train, 1 val (defaults to --num-test), 1 test
+
+
+def test_manifest_records_how_the_set_was_made(tmp_path):
+    small_dataset(tmp_path, seed=5)
+    spec = dataset_spec(seed=5, num_train=12, num_val=0, num_test=12, size=48, num_frames=16)
+    assert json.loads((tmp_path / MANIFEST).read_text()) == spec
+    assert spec["generator_version"] == GENERATOR_VERSION
+    assert stale_reason(str(tmp_path), spec) is None
+    other = dict(spec, num_frames=32)
+    assert stale_reason(str(tmp_path), other) == f"{tmp_path / MANIFEST} differs from what was asked: num_frames 16 -> 32"
+
+
+def test_if_stale_keeps_a_current_set_and_regenerates_an_older_one(tmp_path, capsys):
+    tool = load_generator_tool()
+    tool.main(["--out", str(tmp_path), "--if-stale"] + TOOL_ARGS)
+    clip = next(tmp_path.rglob("*.mp4"))
+    assert "regenerating" in capsys.readouterr().out  # empty folder
+
+    clip.write_bytes(b"marker: not rewritten")
+    tool.main(["--out", str(tmp_path), "--if-stale"] + TOOL_ARGS)
+    assert "up to date" in capsys.readouterr().out
+    assert clip.read_bytes() == b"marker: not rewritten"
+
+    # A set from the generator before manifests existed: CSVs present, no dataset.json.
+    (tmp_path / MANIFEST).unlink()
+    tool.main(["--out", str(tmp_path), "--if-stale"] + TOOL_ARGS)
+    assert f"is missing: the dataset predates generator version {GENERATOR_VERSION}" in capsys.readouterr().out
+    assert clip.read_bytes() != b"marker: not rewritten"
+
+    # An older generator version in the manifest, or a manifest that is not JSON.
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    (tmp_path / MANIFEST).write_text(json.dumps(dict(manifest, generator_version=GENERATOR_VERSION - 1)))
+    tool.main(["--out", str(tmp_path), "--if-stale"] + TOOL_ARGS)
+    assert f"generator_version {GENERATOR_VERSION - 1} -> {GENERATOR_VERSION}" in capsys.readouterr().out
+    (tmp_path / MANIFEST).write_text("{not json")
+    assert "is unreadable" in stale_reason(str(tmp_path), manifest)
 
 
 @pytest.mark.parametrize("reversed_class, forward_class", sorted(TIME_REVERSED.items()))
