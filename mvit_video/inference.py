@@ -2,12 +2,13 @@
 
 :func:`predict` classifies a video as the multi-view test does (:mod:`.data.multiview`): ``num_clips`` uniformly
 spaced T x tau clips (DATA.NUM_FRAMES x DATA.SAMPLING_RATE) times TEST.NUM_SPATIAL_CROPS crops of the test
-transform, and the softmax of all these views averaged. Only the frames of those clips are decoded.
+transform, and the softmax of all these views combined by DATA.ENSEMBLE_METHOD (``sum``: averaged; ``max``:
+element-wise maximum). Only the frames of those clips are decoded.
 
 :func:`predict_timeline` lays windows of ``window`` seconds every ``stride`` seconds over the whole video, the last
 one ending at the video's end (:func:`.data.clip_sampling.sliding_windows`), and classifies each window by one T x
 tau clip centred in it (:func:`.data.clip_sampling.window_clip_indices`: the clip spans what the model was trained
-on, T x tau frames at DATA.TARGET_FPS, whatever the window's length) with the same crops, averaged. The video is
+on, T x tau frames at DATA.TARGET_FPS, whatever the window's length) with the same crops, combined the same way. The video is
 decoded once, front to back (:mod:`.data.streaming`); frames are resized as they arrive and only those an open
 window still needs are kept, so memory does not grow with the video's length. Times are frame index / fps.
 
@@ -48,7 +49,9 @@ class Prediction:
     """The top-k classes of a video, or of one window of it, best first.
 
     ``labels``, ``scores``, ``indices``: the k class names, their probabilities and their class indices.
-    ``probabilities``: float32 ``(num_classes,)``, the softmax averaged over the ``num_views`` views.
+    ``probabilities``: float32 ``(num_classes,)``, the ``num_views`` views' softmax combined by DATA.ENSEMBLE_METHOD:
+    averaged for ``sum`` (the multi-view test's sum divided by the number of views, so it still sums to 1), their
+    element-wise maximum for ``max``.
     """
 
     labels: List[str]
@@ -125,7 +128,8 @@ class Timeline:
 
 @dataclass(frozen=True)
 class ViewSettings:
-    """What the configuration says about test views, as plain values; ``batch_size`` counts clips per forward."""
+    """What the configuration says about test views, as plain values; ``batch_size`` counts clips per forward,
+    ``ensemble`` is DATA.ENSEMBLE_METHOD."""
 
     clip: ClipSpec
     transform: EvalTransform
@@ -133,15 +137,19 @@ class ViewSettings:
     use_offset: bool
     backend: str
     batch_size: int
+    ensemble: str = "sum"
 
 
 def view_settings(cfg: CfgNode, num_clips: Optional[int] = None, batch_size: Optional[int] = None) -> ViewSettings:
     """The test views of ``cfg`` (DATA.*, TEST.NUM_ENSEMBLE_VIEWS unless ``num_clips``, TEST.BATCH_SIZE unless
-    ``batch_size``). Raises ValueError for ``num_clips`` or ``batch_size`` below 1."""
+    ``batch_size``). Raises ValueError for ``num_clips`` or ``batch_size`` below 1, or an unknown
+    DATA.ENSEMBLE_METHOD."""
     num_clips = cfg.TEST.NUM_ENSEMBLE_VIEWS if num_clips is None else num_clips
     batch_size = cfg.TEST.BATCH_SIZE if batch_size is None else batch_size
     if num_clips < 1 or batch_size < 1:
         raise ValueError(f"need at least one clip per video and per batch, got {num_clips} and {batch_size}")
+    if cfg.DATA.ENSEMBLE_METHOD not in ("sum", "max"):
+        raise ValueError(f"DATA.ENSEMBLE_METHOD = {cfg.DATA.ENSEMBLE_METHOD!r}: expected sum or max")
     return ViewSettings(
         clip=ClipSpec(cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS),
         transform=build_eval_transform(cfg, "test"),
@@ -149,6 +157,7 @@ def view_settings(cfg: CfgNode, num_clips: Optional[int] = None, batch_size: Opt
         use_offset=cfg.DATA.USE_OFFSET_SAMPLING,
         backend=cfg.DATA.DECODING_BACKEND,
         batch_size=batch_size,
+        ensemble=cfg.DATA.ENSEMBLE_METHOD,
     )
 
 
@@ -201,7 +210,7 @@ def predict(
     _check_topk(topk)
     settings = view_settings(cfg, num_clips, batch_size)
     views = _multiview(video, settings, _tensor_fps(fps, cfg))  # (V, 3, T, S, S)
-    probabilities = _view_probabilities(model, views, settings.batch_size).mean(dim=0)
+    probabilities = _combine_views(_view_probabilities(model, views, settings.batch_size), settings.ensemble)
     names = resolve_classnames(classnames, cfg.DATA.CLASSNAMES, len(probabilities))
     return _top(probabilities, topk, names, len(views))
 
@@ -238,8 +247,9 @@ def predict_timeline(
     bar = tqdm(frames, total=num_frames, desc=os.path.basename(name), unit="frame", disable=not progress)
     # (H, W, 3) -> (3, h, w): frames are buffered resized, resizing being per frame
     stream = ClipStream(bar, windows, prepare=lambda frame: transform.resize(frame[None])[0])
+    per_batch = max(1, settings.batch_size // transform.num_crops)
     try:
-        times, scores = _classify_windows(model, stream, transform, max(1, settings.batch_size // transform.num_crops))
+        times, scores = _classify_windows(model, stream, transform, per_batch, settings.ensemble)
     except EOFError as err:
         raise VideoDecodeError(name, "truncated or corrupt video", str(err)) from None
     finally:
@@ -351,14 +361,19 @@ def _view_probabilities(model: nn.Module, views: torch.Tensor, batch_size: int) 
         return torch.cat([model(chunk.to(device)).float().softmax(dim=-1).cpu() for chunk in views.split(batch_size)])
 
 
-def _window_probabilities(model: nn.Module, batch: List[torch.Tensor]) -> torch.Tensor:
-    """B windows of (num_crops, 3, T, S, S) -> (B, K): the softmax averaged over each window's crops."""
+def _combine_views(probabilities: torch.Tensor, ensemble: str, dim: int = 0) -> torch.Tensor:
+    """Views' softmax along ``dim`` -> one score per class: their mean ("sum") or element-wise maximum ("max")."""
+    return probabilities.mean(dim=dim) if ensemble == "sum" else probabilities.amax(dim=dim)
+
+
+def _window_probabilities(model: nn.Module, batch: List[torch.Tensor], ensemble: str) -> torch.Tensor:
+    """B windows of (num_crops, 3, T, S, S) -> (B, K): each window's crops combined by ``ensemble``."""
     views = torch.cat(batch)
-    return _view_probabilities(model, views, len(views)).unflatten(0, (len(batch), -1)).mean(dim=1)
+    return _combine_views(_view_probabilities(model, views, len(views)).unflatten(0, (len(batch), -1)), ensemble, 1)
 
 
 def _classify_windows(
-    model: nn.Module, stream: ClipStream, transform: EvalTransform, per_batch: int
+    model: nn.Module, stream: ClipStream, transform: EvalTransform, per_batch: int, ensemble: str
 ) -> Tuple[List[Tuple[float, float]], torch.Tensor]:
     """((start, end) of each window, (num_windows, K) probabilities), ``per_batch`` windows per forward pass."""
     times, batch, probabilities = [], [], []
@@ -366,10 +381,10 @@ def _classify_windows(
         times.append(key)
         batch.append(transform.crop_views(torch.stack(frames)))  # (num_crops, 3, T, S, S)
         if len(batch) == per_batch:
-            probabilities.append(_window_probabilities(model, batch))
+            probabilities.append(_window_probabilities(model, batch, ensemble))
             batch = []
     if batch:
-        probabilities.append(_window_probabilities(model, batch))
+        probabilities.append(_window_probabilities(model, batch, ensemble))
     return times, torch.cat(probabilities)
 
 

@@ -90,6 +90,34 @@ def test_predict_is_the_top_k_of_the_averaged_softmax(model, files, num_crops):
     assert prediction.num_views == 2 * num_crops and model.training is False
 
 
+def test_ensemble_method_max_takes_the_element_wise_maximum_of_the_views(model, files):
+    cfg = load_config(TINY, OPTS + ["TEST.NUM_SPATIAL_CROPS", "3", "DATA.ENSEMBLE_METHOD", "max"])
+    path = str(files / "clip.mp4")
+    prediction = mvit_video.predict(path, model, cfg, topk=12)
+    info = probe_video(path)
+    clips = temporal_view_indices(ClipSpec(8, 2, 30), info.num_frames, info.fps, 2, cfg.DATA.USE_OFFSET_SAMPLING)
+    transform = EvalTransform(64, 64, 3, cfg.DATA.MEAN, cfg.DATA.STD)
+    with torch.no_grad():
+        views = torch.cat([transform(decode_frames(path, c, backend="pyav")) for c in clips])
+        per_view = model(views).softmax(dim=-1)  # (6, K)
+    expected = per_view.max(dim=0).values
+    assert not torch.allclose(expected, per_view.mean(dim=0), atol=1e-3)  # the two methods differ on this input
+    assert torch.allclose(prediction.probabilities, expected, atol=1e-5)
+    assert prediction.scores == pytest.approx(expected[prediction.indices].tolist(), abs=1e-5)
+
+    # A timeline window combines its crops the same way.
+    timeline = mvit_video.predict_timeline(str(files / "ten_seconds.mp4"), model, cfg, window=10, topk=1)
+    indices = window_clip_indices(ClipSpec(8, 2, 30), 0, 10, 10.0, 100)
+    with torch.no_grad():
+        crops = model(transform(decode_frames(str(files / "ten_seconds.mp4"), indices))).softmax(dim=-1)
+    assert torch.allclose(timeline.windows[0].prediction.probabilities, crops.max(dim=0).values, atol=1e-5)
+
+    cfg.defrost()
+    cfg.DATA.ENSEMBLE_METHOD = "vote"
+    with pytest.raises(ValueError, match="DATA.ENSEMBLE_METHOD = 'vote'"):
+        mvit_video.predict(path, model, cfg)
+
+
 def test_predict_on_frames_matches_the_file(cfg, model, files):
     path = str(files / "clip.mp4")
     info = probe_video(path)
