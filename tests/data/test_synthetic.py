@@ -1,6 +1,5 @@
 """Synthetic dataset: reproducible files, Kinetics-style CSVs, classes that need time to tell apart."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from mvit_video.data.synthetic import (
     stale_reason,
 )
 
+from ..tool_modules import load_tool
 from .video_files import write_clip
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def small_dataset(out, seed):
@@ -54,18 +52,11 @@ def test_written_dataset_is_kinetics_style(tmp_path):
     assert Path(csv_paths["val"]).read_text() == ""
 
 
-def load_generator_tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", ROOT / "tools/make_synthetic_dataset.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 TOOL_ARGS = ["--num-train", "2", "--num-test", "1", "--size", "32", "--frames", "8", "--workers", "1", "--quiet"]
 
 
 def test_command_line_tool(tmp_path):
-    load_generator_tool().main(["--out", str(tmp_path)] + TOOL_ARGS)
+    load_tool("make_synthetic_dataset").main(["--out", str(tmp_path)] + TOOL_ARGS)
     assert len(list(tmp_path.rglob("*.mp4"))) == 4  # 2 train, 1 val (defaults to --num-test), 1 test
 
 
@@ -80,7 +71,7 @@ def test_manifest_records_how_the_set_was_made(tmp_path):
 
 
 def test_if_stale_keeps_a_current_set_and_regenerates_an_older_one(tmp_path, capsys):
-    tool = load_generator_tool()
+    tool = load_tool("make_synthetic_dataset")
     tool.main(["--out", str(tmp_path), "--if-stale"] + TOOL_ARGS)
     clip = next(tmp_path.rglob("*.mp4"))
     assert "regenerating" in capsys.readouterr().out  # empty folder
