@@ -46,6 +46,7 @@ def test_compares_two_configs_end_to_end(tool, tiny_dataset, tmp_path, capsys): 
     assert summary["rows"][0]["params"] != summary["rows"][1]["params"]
     table = printed[printed.index("== MViT variants"):]
     assert "\n| MVIT_TINY | plain MViT |" in table and "\n| MVIT_TINY_PEG | " in table
+    assert table.count(f"; {summary['machine']['description']}\n") == 1  # the footer names the machine
 
     # --skip-train reuses the checkpoints and takes the time from stats.jsonl
     assert tool.main(["--configs", CONFIGS[0], "--skip-train", "--opts", *opts]) == 0

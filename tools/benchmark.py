@@ -22,7 +22,6 @@ fvcore GFLOPs and the median batch-1 forward time, the models timed in turn unde
 import argparse
 import functools
 import multiprocessing
-import platform
 import resource
 import statistics
 import sys
@@ -36,6 +35,7 @@ import torch
 from mvit_video.checkpoint import load_checkpoint
 from mvit_video.config import load_config
 from mvit_video.flops import count_model
+from mvit_video.machine import describe_machine
 from mvit_video.models import build_model
 
 
@@ -71,12 +71,6 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, 
     a @ b
     seconds = min(_time_once(lambda: a @ b, device) for _ in range(runs))
     return 2 * n**3 / seconds / 1e9
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def torchvision_peer(cfg) -> torch.nn.Module:
@@ -128,7 +122,7 @@ def bench_model(args: argparse.Namespace) -> None:
     gmacs = count_model(build_model(cfg), size, activations=False).gflops
     ours, reference = _models(cfg, device)
     x = torch.randn(args.batch, *size, device=device)
-    print(f"machine: {machine(device)}; torch {torch.__version__}; batch {args.batch}; {args.runs} runs each")
+    print(f"machine: {describe_machine(device)}; batch {args.batch}; {args.runs} runs each")
     precisions = [("fp32", None)] + ([("bf16", torch.bfloat16)] if device.type == "cuda" else [])
     for name, dtype in precisions:
         _report(name, dtype, ours, reference, x, gmacs, args, device)
@@ -228,7 +222,7 @@ def bench_train(args: argparse.Namespace) -> None:
     t_ours, t_ref = alternate(steps, args.steps, args.warmup, device)
     mem = [_peak_memory(args, which, device, step=fn) for which, fn in zip(("ours", "torchvision"), steps)]
     precision = "bf16 autocast" if dtype else "fp32"
-    print(f"machine: {machine(device)}; torch {torch.__version__}; {args.cfg}; batch {args.batch}; {precision}; "
+    print(f"machine: {describe_machine(device)}; {args.cfg}; batch {args.batch}; {precision}; "
           f"{args.steps} steps each")
     print(f"mvit_video: {args.batch / t_ours:.2f} clips/s ({t_ours * 1e3:.0f} ms/step)   torchvision MViT: "
           f"{args.batch / t_ref:.2f} clips/s ({t_ref * 1e3:.0f} ms/step)   speed-up: {t_ref / t_ours:.2f}x")
@@ -254,7 +248,7 @@ def bench_variants(args: argparse.Namespace) -> None:
             model(x)
 
     times = alternate([functools.partial(forward, m, x) for m, x in models], args.runs, 1, device)
-    print(f"machine: {machine(device)}; torch {torch.__version__}; batch 1; fp32; median of {args.runs} runs each")
+    print(f"machine: {describe_machine(device)}; batch 1; fp32; median of {args.runs} runs each")
     print("| config | params | GFLOPs (fvcore) | forward ms |\n|---|---|---|---|")
     for (path, params, gflops), seconds in zip(rows, times):
         print(f"| {path} | {params:,} | {gflops:.2f} | {seconds * 1e3:.0f} |")

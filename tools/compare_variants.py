@@ -18,7 +18,6 @@ OUTPUT_DIR/stats.jsonl (training steps only, no validation), or null without it.
 import argparse
 import logging
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from mvit_video.data import AnnotationError
 from mvit_video.engine.distributed import shutdown
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import test, train
+from mvit_video.machine import describe_machine, machine_info
 from mvit_video.models.build import pos_embed_kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,19 +127,6 @@ def stats_epoch_seconds(cfg, epochs: int) -> Optional[float]:
     return float(sum(times[e] for e in range(1, epochs + 1)))
 
 
-def machine_info() -> dict:
-    return {
-        "processor": platform.processor(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def run(args: argparse.Namespace, runs: List[Tuple[str, str, object]], out_dir: str) -> Tuple[dict, str]:
     """Trains (unless --skip-train), tests and probes every run; writes OUT_DIR/compare_variants.json.
 
@@ -205,7 +192,7 @@ def run(args: argparse.Namespace, runs: List[Tuple[str, str, object]], out_dir: 
         "max_epoch": runs[0][2].SOLVER.MAX_EPOCH,
         "repeats": args.repeats,
         "skip_train": args.skip_train,
-        "machine": machine_info(),
+        "machine": dict(machine_info(), description=describe_machine()),
         "rows": rows,
         "warnings": shuffle_demo.budget_warnings(entries, runs[0][2].SOLVER.MAX_EPOCH),
     }
@@ -230,13 +217,12 @@ def format_table(summary: dict) -> str:
             minutes = "-"
         lines.append(f"| {r['name']} | {r['description']} | {r['params'] / 1e6:.2f} M | {r['gflops']:.2f} | {minutes} "
                      f"| {r['top1']:.1f} | {r['shuffled_top1_mean']:.1f} | {r['drop']:.1f} |")
-    m = summary["machine"]
     first = summary["rows"][0]
     lines.append("")
     lines.append(f"{summary['max_epoch']} epochs, RNG_SEED {summary['rng_seed']}; top-1 in % on {first['num_videos']} "
                  f"test videos x {first['num_views']} views; shuffled = mean over {summary['repeats']} seed"
                  f"{'s' if summary['repeats'] > 1 else ''}; drop = ordered top-1 - shuffled; GFLOPs of one training "
-                 f"clip; {m['machine']} {m['processor'] or ''}, torch {m['torch']}, {m['torch_num_threads']} threads")
+                 f"clip; {summary['machine']['description']}")
     if from_stats:
         lines.append("* sum of the training epochs' epoch_time_s in stats.jsonl (no validation)")
     lines.extend(summary["warnings"])
