@@ -301,7 +301,8 @@ def stale_reason(out_dir: str, spec: Dict[str, int]) -> Optional[str]:
     manifest_path = os.path.join(out_dir, MANIFEST)
     if not os.path.exists(manifest_path):
         if os.path.exists(os.path.join(out_dir, "test.csv")):
-            return f"{manifest_path} is missing: the dataset predates generator version {GENERATOR_VERSION}"
+            return (f"{manifest_path} is missing: the set is incomplete or was written before generator version "
+                    f"{GENERATOR_VERSION} added manifests")
         return f"{out_dir} holds no complete synthetic dataset (no {MANIFEST})"
     try:
         with open(manifest_path, encoding="utf-8") as manifest:
