@@ -8,9 +8,9 @@ element-wise maximum). Only the frames of those clips are decoded.
 :func:`predict_timeline` lays windows of ``window`` seconds every ``stride`` seconds over the whole video, the last
 one ending at the video's end (:func:`.data.clip_sampling.sliding_windows`), and classifies each window by one T x
 tau clip centred in it (:func:`.data.clip_sampling.window_clip_indices`: the clip spans what the model was trained
-on, T x tau frames at DATA.TARGET_FPS, whatever the window's length) with the same crops, combined the same way. The video is
-decoded once, front to back (:mod:`.data.streaming`); frames are resized as they arrive and only those an open
-window still needs are kept, so memory does not grow with the video's length. Times are frame index / fps.
+on, T x tau frames at DATA.TARGET_FPS, whatever the window's length) with the same crops, combined the same way.
+The video is decoded once, front to back (:mod:`.data.streaming`); frames are resized as they arrive and only those
+an open window still needs are kept, so memory does not grow with the video's length. Times are frame index / fps.
 
 Both take a video file or its decoded frames: a uint8 (0..255) or float (0..1) tensor or array of shape
 ``(T, H, W, 3)``, RGB, the layout the decoder returns. A ready, normalised ``(C, T, H, W)`` clip needs none of
@@ -36,6 +36,7 @@ from .data.decoder import VideoDecodeError, probe_video
 from .data.multiview import MultiViewTestDataset, union_positions
 from .data.streaming import ClipStream, iter_frames
 from .data.transforms import EvalTransform
+from .engine.meters import check_ensemble_method
 
 Video = Union[str, os.PathLike, torch.Tensor, np.ndarray]
 ClassNames = Union[str, os.PathLike, Sequence[str], None]
@@ -137,7 +138,7 @@ class ViewSettings:
     use_offset: bool
     backend: str
     batch_size: int
-    ensemble: str = "sum"
+    ensemble: str
 
 
 def view_settings(cfg: CfgNode, num_clips: Optional[int] = None, batch_size: Optional[int] = None) -> ViewSettings:
@@ -148,8 +149,7 @@ def view_settings(cfg: CfgNode, num_clips: Optional[int] = None, batch_size: Opt
     batch_size = cfg.TEST.BATCH_SIZE if batch_size is None else batch_size
     if num_clips < 1 or batch_size < 1:
         raise ValueError(f"need at least one clip per video and per batch, got {num_clips} and {batch_size}")
-    if cfg.DATA.ENSEMBLE_METHOD not in ("sum", "max"):
-        raise ValueError(f"DATA.ENSEMBLE_METHOD = {cfg.DATA.ENSEMBLE_METHOD!r}: expected sum or max")
+    check_ensemble_method(cfg.DATA.ENSEMBLE_METHOD)
     return ViewSettings(
         clip=ClipSpec(cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS),
         transform=build_eval_transform(cfg, "test"),

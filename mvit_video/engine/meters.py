@@ -23,6 +23,12 @@ class VideoResult:
     failed: str = ""
 
 
+def check_ensemble_method(method: str) -> None:
+    """Raises ValueError naming DATA.ENSEMBLE_METHOD unless ``method`` is "sum" or "max"."""
+    if method not in ("sum", "max"):
+        raise ValueError(f"DATA.ENSEMBLE_METHOD = {method!r}: expected sum or max")
+
+
 @dataclass
 class TestMeter:
     """Collects per-view logits of each video and computes video-level and clip-level accuracy.
@@ -38,8 +44,7 @@ class TestMeter:
     videos: Dict[int, VideoResult] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.ensemble not in ("sum", "max"):
-            raise ValueError(f"DATA.ENSEMBLE_METHOD = {self.ensemble!r}: expected sum or max")
+        check_ensemble_method(self.ensemble)
 
     def add(self, indices, paths, labels, view_logits: torch.Tensor, failed: Sequence[str]) -> None:
         """Adds a batch: ``view_logits`` (B, V, K); ``failed[i]`` is "" or the reason video i was not read."""

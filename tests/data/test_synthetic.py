@@ -67,7 +67,8 @@ def test_manifest_records_how_the_set_was_made(tmp_path):
     assert spec["generator_version"] == GENERATOR_VERSION
     assert stale_reason(str(tmp_path), spec) is None
     other = dict(spec, num_frames=32)
-    assert stale_reason(str(tmp_path), other) == f"{tmp_path / MANIFEST} differs from what was asked: num_frames 16 -> 32"
+    expected = f"{tmp_path / MANIFEST} differs from what was asked: num_frames 16 -> 32"
+    assert stale_reason(str(tmp_path), other) == expected
 
 
 def test_if_stale_keeps_a_current_set_and_regenerates_an_older_one(tmp_path, capsys):
