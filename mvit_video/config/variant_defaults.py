@@ -6,15 +6,10 @@ layer. Their defaults build plain MViT, bit for bit.
 
 from fvcore.common.config import CfgNode
 
-VARIANT_SUPPORTED_VALUES = {
-    "MVIT.STEM": ("cube", "i2t", "overlap"),
-    # Extends the values of defaults.py with CPVT's positional encoding generator.
-    "MVIT.POS_EMBED": ("auto", "separate", "joint", "none", "peg"),
-    "MVIT.PEG_PLACEMENT": ("stage", "first"),
-    "MVIT.ATTENTION": ("mhpa", "linear_sra"),
-    "MVIT.MLP": ("mlp", "leff", "convffn"),
-    "MVIT.HEAD": ("linear", "lca"),
-}
+from ..models.build import SEAM_VALUES
+
+# The values of the seam keys are the names in the model builder's table.
+VARIANT_SUPPORTED_VALUES = dict(SEAM_VALUES)
 
 
 def add_variant_config(cfg: CfgNode) -> None:

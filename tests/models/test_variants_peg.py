@@ -54,17 +54,18 @@ def test_peg_placement_and_no_weight_decay():
     cfg = load_config(str(CONFIGS / "K400/MVIT_B_16x4_PEG.yaml"))
     model = build_model(cfg)
     # after the first block of every stage; MViT-B's stages start at blocks 0, 1, 3 and 14
-    assert sorted(model.peg, key=int) == ["0", "1", "3", "14"]
+    pegs = {i: b.pos for i, b in enumerate(model.blocks) if b.pos is not None}
+    assert sorted(pegs) == [0, 1, 3, 14] and all(isinstance(p, PEG) for p in pegs.values())
     assert isinstance(model.pos_embed, NoPosEmbed)
-    widths = [model.peg[i].proj.in_channels for i in ("0", "1", "3", "14")]
+    widths = [pegs[i].proj.in_channels for i in (0, 1, 3, 14)]
     assert widths == [192, 192, 384, 768]  # the output width of the block each follows
-    assert sum(p.numel() for p in model.peg.parameters()) == 28 * sum(widths)
+    assert sum(p.numel() for peg in pegs.values() for p in peg.parameters()) == 28 * sum(widths)
     # PEG never decays, even where the config lets positional tables decay (ZERO_DECAY_POS_CLS: False)
     assert not cfg.MVIT.ZERO_DECAY_POS_CLS
-    expected = {f"peg.{i}.proj.{p}" for i in ("0", "1", "3", "14") for p in ("weight", "bias")}
+    expected = {f"blocks.{i}.pos.proj.{p}" for i in (0, 1, 3, 14) for p in ("weight", "bias")}
     assert set(model.no_weight_decay()) == expected
     first = build_model(load_config(str(CONFIGS / "synthetic/MVIT_TINY_PEG.yaml"), ["MVIT.PEG_PLACEMENT", "first"]))
-    assert list(first.peg) == ["0"]
+    assert [i for i, b in enumerate(first.blocks) if b.pos is not None] == [0]
 
 
 @pytest.mark.parametrize("frames,size", [(8, 112), (32, 112), (8, 224), (32, 224)])
