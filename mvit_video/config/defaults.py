@@ -156,6 +156,9 @@ _C.SOLVER.BETAS = [0.9, 0.999]
 _C.SOLVER.WEIGHT_DECAY = 0.05
 _C.SOLVER.ZERO_WD_1D_PARAM = True
 _C.SOLVER.CLIP_GRAD_L2NORM = None
+# Layer-wise lr decay for fine-tuning (PySlowFast's MViTv2 recipes: 0.75 for S): layer l (0 stem, class token and
+# positions; i + 1 block i; depth + 1 the head) learns at the scheduled lr * LAYER_DECAY ** (depth + 1 - l). 1.0: off.
+_C.SOLVER.LAYER_DECAY = 1.0
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Misc

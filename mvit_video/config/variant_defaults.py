@@ -35,7 +35,8 @@ def add_variant_config(cfg: CfgNode) -> None:
     m.ELSA_LAM = 1.0
     m.ELSA_GAMMA = 1.0
     m.ELSA_GROUP_WIDTH = 8
-    # Linear SRA pools the grid to at most this (T_p, H_p, W_p) before the K/V projection (PVT v2: 7 x 7 in space).
+    # Linear SRA pools the grid to this (T_p, H_p, W_p) before the K/V projection, enlarging a smaller grid (PVT v2:
+    # 7 x 7 in space).
     m.SRA_POOL_SIZE = [8, 7, 7]
     # MLP of every block: "mlp", "leff" (CeiT) or "convffn" (PVT v2).
     m.MLP = "mlp"

@@ -1,5 +1,6 @@
 """PEG (CPVT) in 3D: a translation-equivariant, light positional encoding that frees MViT from a fixed grid."""
 
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,51 @@ def test_peg_is_translation_equivariant(axis):
     assert torch.allclose(out_shifted[:, 1:], shifted(out[:, 1:]), atol=1e-6)
     assert not torch.allclose(out[:, 1:], shifted(out[:, 1:]), atol=1e-3)  # the shift did move the output
     assert torch.equal(out[:, 0], cls[:, 0])  # the class token bypasses PEG
+
+
+def _constant_grid_reference(peg: PEG, value: torch.Tensor, thw) -> torch.Tensor:
+    """PEG of a grid whose every token is ``value`` (C,), by hand, with zero padding: at each cell, value + bias +
+    value * (the sum of the kernel taps that land inside the grid). Returns (THW, C), time-major."""
+    kernel, bias = peg.proj.weight[:, 0], peg.proj.bias  # (C, 3, 3, 3), (C,)
+    out = []
+    for cell in product(*(range(n) for n in thw)):
+        # taps 0, 1, 2 look at cell - 1, cell, cell + 1: drop the ones that fall off the grid on each axis
+        inside = tuple(slice(0 if i > 0 else 1, 3 if i < n - 1 else 2) for i, n in zip(cell, thw))
+        out.append(value + bias + value * kernel[(slice(None),) + inside].sum(dim=(1, 2, 3)))
+    return torch.stack(out)
+
+
+def _peg_of_constant_grid(peg: PEG, value: torch.Tensor, thw) -> torch.Tensor:
+    cls = torch.randn(1, 1, value.numel())
+    x = torch.cat([cls, value.expand(1, thw[0] * thw[1] * thw[2], -1)], dim=1)
+    with torch.no_grad():
+        out = peg(x, thw)
+    assert torch.equal(out[:, 0], cls[:, 0])
+    return out[0, 1:]
+
+
+def test_peg_zero_padding_tells_the_border_from_the_interior():
+    # CPVT: zero padding is where PEG's absolute position cue comes from; a constant clip shows it alone
+    peg = PEG(4).eval()
+    with torch.no_grad():
+        peg.proj.bias.normal_()
+    thw, value = (3, 4, 5), torch.randn(4)
+    out = _peg_of_constant_grid(peg, value, thw)
+    with torch.no_grad():
+        assert torch.allclose(out, _constant_grid_reference(peg, value, thw), atol=1e-6)
+    grid = out.reshape(*thw, 4)
+    assert torch.allclose(grid[1, 1, 1], grid[1, 2, 3], atol=1e-6)  # the interior cells are all alike
+    assert (grid[0, 0, 0] - grid[1, 1, 1]).abs().max() > 1e-2  # a corner is not
+
+
+@pytest.mark.parametrize("mode", ["circular", "replicate"])
+def test_peg_border_test_fails_without_zero_padding(mode):
+    peg = PEG(4).eval()
+    peg.proj.padding_mode = mode  # a PEG that wraps or repeats the grid at its borders sees no border
+    thw, value = (3, 4, 5), torch.randn(4)
+    with torch.no_grad():
+        reference = _constant_grid_reference(peg, value, thw)
+    assert not torch.allclose(_peg_of_constant_grid(peg, value, thw), reference, atol=1e-3)
 
 
 @pytest.mark.parametrize("dim", [8, 96])
