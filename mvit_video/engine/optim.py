@@ -24,13 +24,13 @@ def layer_id(name: str, num_layers: int) -> int:
     stem, the class token and the positional tables; i + 1 for ``blocks.i``; ``num_layers`` + 1 for the rest (final
     norm, head, LCA).
 
-    Two names PySlowFast's MViT does not put there: ``peg.i``, the PEG after block i, is in layer i + 1 with that
-    block; ``norm_stem`` is in layer 0 with the stem (PySlowFast leaves it at the top; no MViT config enables it).
+    One name PySlowFast's MViT does not put there: ``norm_stem`` is in layer 0 with the stem (PySlowFast leaves it at
+    the top; no MViT config enables it). A positional layer after a block (PEG) is part of that block.
     """
     parts = name.split(".")
     if parts[0] in _STEM_PREFIXES:
         return 0
-    if parts[0] in ("blocks", "peg"):
+    if parts[0] == "blocks":
         return int(parts[1]) + 1
     return num_layers + 1
 

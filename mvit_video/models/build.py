@@ -41,7 +41,11 @@ ATTENTIONS: Dict[str, Callable[[VariantOptions], LayerFactory]] = {
 }
 # MVIT.ELSA_STAGES replaces the attention of the non-pooling blocks of those stages with this one.
 STAGE_ATTENTION: Callable[[VariantOptions], LayerFactory] = lambda o: functools.partial(elsa_attention, options=o)
-MLPS: Dict[str, LayerFactory] = {"mlp": Mlp, "leff": LeFF, "convffn": ConvFFN}
+MLPS: Dict[str, Callable[[VariantOptions], LayerFactory]] = {
+    "mlp": lambda o: Mlp,
+    "leff": lambda o: LeFF,
+    "convffn": lambda o: functools.partial(ConvFFN, linear=o.pvt_linear),
+}
 # MVIT.HEAD: what reads the blocks' output before the final norm and the classifier.
 READOUTS: Dict[str, Optional[Callable[[int, bool], LayerFactory]]] = {
     "linear": None,
@@ -129,6 +133,7 @@ def _variant_options(m: CfgNode) -> VariantOptions:
         elsa_gamma=float(m.ELSA_GAMMA),
         elsa_group_width=m.ELSA_GROUP_WIDTH,
         sra_pool_size=tuple(int(p) for p in m.SRA_POOL_SIZE),
+        pvt_linear=m.ATTENTION == "linear_sra",
     )
 
 
@@ -203,7 +208,7 @@ def mvit_kwargs(cfg: CfgNode) -> Dict[str, Any]:
         stem_layer=_lookup(STEMS, "MVIT.STEM", m.STEM)(options),
         pos_layer=_lookup(POS_EMBEDS, "MVIT.POS_EMBED", pos_embed),
         attn_layer=_attention(m, options),
-        mlp_layer=_lookup(MLPS, "MVIT.MLP", m.MLP),
+        mlp_layer=_lookup(MLPS, "MVIT.MLP", m.MLP)(options),
         readout_layer=readout(blocks[-1].num_heads, m.QKV_BIAS) if readout is not None else None,
     )
 

@@ -31,6 +31,8 @@ class VariantOptions:
     elsa_gamma: float = 1.0
     elsa_group_width: int = 8
     sra_pool_size: Tuple[int, int, int] = (8, 7, 7)
+    # PVT v2's "linear" switch: with linear SRA, its ConvFFN also rectifies fc1's output (B2-Li)
+    pvt_linear: bool = False
 
 
 def _check_width(name: str, dim: int, dim_out: int) -> None:

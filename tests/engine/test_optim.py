@@ -68,7 +68,7 @@ def test_layer_ids_follow_pyslowfast():
     assert [layer_id(n, 6) for n in ("patch_embed.proj.weight", "cls_token", "pos_embed.spatial")] == [0, 0, 0]
     assert [layer_id(n, 6) for n in ("blocks.0.attn.qkv.weight", "blocks.5.mlp.fc2.bias")] == [1, 6]
     assert [layer_id(n, 6) for n in ("norm.weight", "head.projection.weight")] == [7, 7]
-    assert layer_id("peg.3.proj.weight", 16) == 4  # a PEG learns with the block it follows
+    assert layer_id("blocks.3.pos.proj.weight", 16) == 4  # a PEG is part of the block it follows
 
 
 def test_layer_decay_scales_each_layer_and_keeps_weight_decay_grouping():

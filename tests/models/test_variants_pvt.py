@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from mvit_video.config import load_config
@@ -164,6 +165,10 @@ def test_pvt_model_structure():
     assert model.cls_token is None and not list(model.pos_embed.parameters())  # as PVT v2: no table, no class token
     with torch.no_grad():
         assert model.eval()(torch.randn(2, 3, 8, 112, 112)).shape == (2, 5)
+    # PVT v2's one "linear" switch: with linear SRA its ConvFFN rectifies fc1's output; with MHPA it does not
+    assert all(isinstance(b.mlp.relu, nn.ReLU) for b in model.blocks)
+    mhpa = build_model(load_config(str(CONFIGS / "synthetic/MVIT_TINY_PVT.yaml"), ["MVIT.ATTENTION", "mhpa"]))
+    assert all(isinstance(b.mlp.relu, nn.Identity) for b in mhpa.blocks)
 
 
 def test_pvt_model_keeps_the_fan_out_init_of_its_convolutions():
