@@ -68,14 +68,16 @@ def rel_pos_bias(
     batch, heads, _, dim = q.shape
     grid_q = q[:, :, 1:] if has_cls else q
     grid_q = grid_q.reshape(batch, heads, qt, qh, qw, dim)
-    bias = grid_q.new_zeros(batch, heads, qt, qh, qw, 1, 1, 1)
+    # the small per-axis terms first; the full (Nq x Nk) bias is written once, by the last addition
+    spatial = grid_q.new_zeros(1, 1, 1, 1, 1, 1, 1)
     if rel_h is not None and rel_w is not None:
         # (B, n, qt, qh, qw, d) x (qh, kh, d) -> (B, n, qt, qh, qw, kh)
         along_h = torch.einsum("bythwc,hkc->bythwk", grid_q, _rows(rel_h, qh, kh))
         along_w = torch.einsum("bythwc,wkc->bythwk", grid_q, _rows(rel_w, qw, kw))
-        bias = bias + along_h[..., None, :, None] + along_w[..., None, None, :]
+        spatial = along_h[..., :, None] + along_w[..., None, :]  # (B, n, qt, qh, qw, kh, kw)
+    temporal = grid_q.new_zeros(1, 1, 1, 1, 1, 1)
     if rel_t is not None:
-        along_t = torch.einsum("bythwc,tkc->bythwk", grid_q, _rows(rel_t, qt, kt))
-        bias = bias + along_t[..., :, None, None]
+        temporal = torch.einsum("bythwc,tkc->bythwk", grid_q, _rows(rel_t, qt, kt))  # (B, n, qt, qh, qw, kt)
+    bias = spatial[..., None, :, :] + temporal[..., :, None, None]
     bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw).reshape(batch, heads, qt * qh * qw, kt * kh * kw)
     return F.pad(bias, (1, 0, 1, 0)) if has_cls else bias
