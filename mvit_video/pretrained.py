@@ -76,6 +76,14 @@ def load_model(
     return LoadedModel(model.to(device).eval(), cfg, names, build_eval_transform(cfg, "test"), path, config_source)
 
 
+def checkpoint_config(checkpoint: Optional[str] = None, cfg_file: Optional[str] = None,
+                      opts: Sequence[str] = ()) -> Tuple[CfgNode, str]:
+    """The config of a checkpoint (see the module docstring), with TEST.CHECKPOINT_FILE_PATH set to its local file,
+    and where the config came from. Raises as :func:`load_model`."""
+    path, entry, container = _open_checkpoint(checkpoint, cfg_file, opts)
+    return _config(container, entry, path, cfg_file, opts)
+
+
 def _open_checkpoint(checkpoint, cfg_file, opts) -> Tuple[str, Optional[Weights], dict]:
     """(local file, registry entry or None, its contents)."""
     if checkpoint:

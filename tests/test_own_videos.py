@@ -127,3 +127,31 @@ def test_pretrained_weights_by_registry_name_through_a_local_server(own_data, tm
     printed = capsys.readouterr().out
     assert status == 0 and printed.count("action_") == 3
     assert server.requests == ["/zoo/tiny_k12.pyth"]
+
+
+def test_export_and_the_probe_take_the_checkpoint_alone(trained, tmp_path, capsys):
+    out, _ = trained
+    checkpoint = str(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    exported = tmp_path / "model.pt"
+    assert load_tool("export").main(["--checkpoint", checkpoint, "--format", "torchscript", "--out", str(exported)]) == 0
+    assert exported.stat().st_size > 0
+    probe_out = tmp_path / "probe"
+    status = load_tool("frame_shuffle_eval").main(["--checkpoint", checkpoint, "--repeats", "1", "--no-reverse",
+                                                   "--opts", "OUTPUT_DIR", str(probe_out)])
+    assert status == 0
+    report = json.loads((probe_out / "frame_shuffle.json").read_text())
+    assert report["num_videos"] == 4 and set(report["per_class"]) == {"cat", "dog"}
+
+
+def test_convert_reads_a_url(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    monkeypatch.setenv("MVIT_VIDEO_CACHE", str(tmp_path / "cache"))
+    server = FileServer()
+    try:
+        server.files["/run/last.pyth"] = (out / "checkpoints" / "checkpoint_epoch_00001.pyth").read_bytes()
+        converted = tmp_path / "converted.pyth"
+        monkeypatch.setattr("sys.argv", ["convert_checkpoint.py", server.url("/run/last.pyth"), str(converted)])
+        assert load_tool("convert_checkpoint").main() == 0
+    finally:
+        server.stop()
+    assert converted.stat().st_size > 0
