@@ -155,3 +155,16 @@ def test_convert_reads_a_url(trained, tmp_path, monkeypatch, capsys):
     finally:
         server.stop()
     assert converted.stat().st_size > 0
+
+
+def test_dry_run_says_what_the_folders_hold(own_data, tmp_path, capsys):
+    run_net = load_tool("run_net")
+    assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(own_data, tmp_path,
+                                                                           "MODEL.NUM_CLASSES", "2")]) == 0
+    printed = capsys.readouterr().out
+    assert f"data: 2 classes (cat, dog) from the class folders of {own_data / 'train'}" in printed
+    assert "data: train: 8 videos of 2 classes\n" in printed and "data: test: 4 videos of 2 classes\n" in printed
+    assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(own_data, tmp_path)]) == 1
+    assert "MODEL.NUM_CLASSES = 12, but the data has 2 classes" in capsys.readouterr().err
+    assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(tmp_path / "nowhere", tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"error: DATA.PATH_TO_DATA_DIR {str(tmp_path / 'nowhere')!r}: no such folder"

@@ -6,8 +6,8 @@
     torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 tools/run_net.py --cfg ...
 
 TRAIN.ENABLE trains (validating every TRAIN.EVAL_PERIOD epochs, resuming with TRAIN.AUTO_RESUME); TEST.ENABLE then
-runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config and
-prints the model's size and the plan.
+runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config, the
+data folder, its annotation files and class names, and prints the model's size, what the data holds and the plan.
 """
 
 import argparse
@@ -20,7 +20,7 @@ import _paths  # noqa: F401
 
 from mvit_video.checkpoint import CheckpointError
 from mvit_video.config import ConfigError, load_config
-from mvit_video.data import AnnotationError
+from mvit_video.data import AnnotationError, describe_data
 from mvit_video.flops import count_model
 from mvit_video.models import build_model
 
@@ -80,6 +80,18 @@ def print_summary(cfg, results: dict, seconds: float) -> None:
             print(f"{name}: {path}")
 
 
+def check_data(cfg) -> int:
+    """Prints what the data folder holds; 0, or 1 after one error line when it cannot be used."""
+    try:
+        lines = describe_data(cfg)
+    except (FileNotFoundError, AnnotationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(f"data: {line}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -91,7 +103,7 @@ def main(argv=None) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         describe(cfg, args.cfg_file)
     if args.dry_run:
-        return 0
+        return check_data(cfg)
     from mvit_video.engine.distributed import shutdown
     from mvit_video.engine.trainer import test, train
 

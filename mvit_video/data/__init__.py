@@ -96,6 +96,38 @@ def build_records(cfg: CfgNode, split: str) -> List[VideoRecord]:
     return records
 
 
+def describe_data(cfg: CfgNode) -> List[str]:
+    """What the data of ``cfg`` holds, as lines: the class names and their source, then each split's videos and
+    classes (and listed files that do not exist). The splits the run needs (train if TRAIN.ENABLE, test if
+    TEST.ENABLE) must be readable; val is optional.
+
+    Raises:
+        FileNotFoundError: no data folder, no annotation file or folder of a needed split, no class-name file.
+        AnnotationError: malformed annotations, or MODEL.NUM_CLASSES that does not match the class names.
+    """
+    data_dir = cfg.DATA.PATH_TO_DATA_DIR
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r}: no such folder")
+    names, source = build_classnames(cfg)
+    check_num_classes(cfg)
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else ""
+    lines = [f"{len(names)} classes ({shown}) from {source}" if names else
+             f"no class names (DATA.CLASSNAMES empty, no {data_dir}/classnames.txt): reports use label indices"]
+    needed = {"train": cfg.TRAIN.ENABLE, "val": False, "test": cfg.TEST.ENABLE}
+    for split, required in needed.items():
+        try:
+            records = build_records(cfg, split)
+        except FileNotFoundError:
+            if required:
+                raise
+            lines.append(f"{split}: none")
+            continue
+        missing = [r.path for r in records if not os.path.isfile(r.path)]
+        lines.append(f"{split}: {len(records)} videos of {len({r.label for r in records})} classes"
+                     + (f"; {len(missing)} listed files do not exist (first: {missing[0]})" if missing else ""))
+    return lines
+
+
 def build_dataset(cfg: CfgNode, split: str) -> Union[TrainClipDataset, MultiViewTestDataset]:
     """The dataset of ``split``: "train" -> TrainClipDataset; "val" (1 view) and "test" -> MultiViewTestDataset.
 
@@ -136,6 +168,7 @@ __all__ = [
     "check_num_classes",
     "collate_clips",
     "collate_views",
+    "describe_data",
     "load_classnames",
     "read_csv_annotations",
     "scan_class_folders",
