@@ -168,3 +168,18 @@ def test_dry_run_says_what_the_folders_hold(own_data, tmp_path, capsys):
     assert "MODEL.NUM_CLASSES = 12, but the data has 2 classes" in capsys.readouterr().err
     assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(tmp_path / "nowhere", tmp_path)]) == 1
     assert capsys.readouterr().err.strip() == f"error: DATA.PATH_TO_DATA_DIR {str(tmp_path / 'nowhere')!r}: no such folder"
+
+
+def test_run_net_tests_a_checkpoint_given_by_url(trained, own_data, tmp_path, monkeypatch):
+    out, _ = trained
+    monkeypatch.setenv("MVIT_VIDEO_CACHE", str(tmp_path / "cache"))
+    server = FileServer()
+    try:
+        server.files["/runs/cats.pyth"] = (out / "checkpoints" / "checkpoint_epoch_00001.pyth").read_bytes()
+        status = load_tool("run_net").main(["--cfg", TINY, "--opts", *folder_opts(own_data, tmp_path / "test_only"),
+                                            "MODEL.NUM_CLASSES", "2", "TRAIN.ENABLE", "False",
+                                            "TEST.CHECKPOINT_FILE_PATH", server.url("/runs/cats.pyth")])
+    finally:
+        server.stop()
+    assert status == 0
+    assert json.loads((tmp_path / "test_only" / "test_results.json").read_text())["num_videos"] == 4
