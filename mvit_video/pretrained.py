@@ -116,8 +116,8 @@ def _config(container: dict, entry: Optional[Weights], path: str, cfg_file, opts
 
 def _head_classes(container: Mapping) -> Optional[int]:
     """The number of classes of the checkpoint's classifier, or None when it has none."""
-    state = next((container[k] for k in ("model_state", "state_dict", "model") if isinstance(container.get(k), Mapping)),
-                 container)
+    wrapped = [container[k] for k in ("model_state", "state_dict", "model") if isinstance(container.get(k), Mapping)]
+    state = wrapped[0] if wrapped else container
     weight = convert_state_dict(state)[0].get("head.projection.weight")
     return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None
 

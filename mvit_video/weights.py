@@ -35,6 +35,7 @@ PYSLOWFAST_ZOO = "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_Z
 MVITV2_ZOO = "https://github.com/facebookresearch/SlowFast/blob/main/projects/mvitv2/README.md"
 TORCHVISION_SRC = "https://github.com/pytorch/vision/blob/main/torchvision/models/video/mvit.py"
 PYTORCHVIDEO_ZOO = "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md"
+MVITV2_FILES = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/"
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,17 @@ _ENTRIES = [
     ),
     _pyslowfast(
         "mvitv2_s_16x4_k400",
-        "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/MViTv2_S_16x4_k400_f302660347.pyth",
+        MVITV2_FILES + "MViTv2_S_16x4_k400_f302660347.pyth",
         "configs/K400/MVITv2_S_16x4.yaml", "kinetics400", 81.0, 94.6, 34.5, source=MVITV2_ZOO,
     ),
     _pyslowfast(
         "mvitv2_b_32x3_k400",
-        "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/MViTv2_B_32x3_k400_f304025456.pyth",
+        MVITV2_FILES + "MViTv2_B_32x3_k400_f304025456.pyth",
         "configs/K400/MVITv2_B_32x3.yaml", "kinetics400", 82.9, 95.7, 51.2, source=MVITV2_ZOO,
     ),
     _pyslowfast(
         "mvitv2_l_40x3_k400",
-        "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models/MViTv2_L_40x3_k400_f306903192.pyth",
+        MVITV2_FILES + "MViTv2_L_40x3_k400_f306903192.pyth",
         "configs/K400/MVITv2_L_40x3_test.yaml", "kinetics400", 86.1, 97.0, 217.6, views="3 crops x 5 clips",
         source=MVITV2_ZOO, notes="pre-trained on ImageNet-21K before Kinetics-400 (MViTv2 paper)",
     ),
@@ -139,9 +140,9 @@ _ENTRIES = [
         notes="ported by torchvision from PySlowFast's weights; loading it needs the MViTv2 layout conversion",
     ),
     Weights(
-        "pytorchvideo_mvit_base_16x4_k400", "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_16x4.pyth",
-        "pytorchvideo", "configs/K400/MVIT_B_16x4.yaml", "kinetics400", 78.85, 93.85, "1 crop x 5 clips", 36.61,
-        PYTORCHVIDEO_ZOO,
+        "pytorchvideo_mvit_base_16x4_k400",
+        "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_16x4.pyth", "pytorchvideo",
+        "configs/K400/MVIT_B_16x4.yaml", "kinetics400", 78.85, 93.85, "1 crop x 5 clips", 36.61, PYTORCHVIDEO_ZOO,
         notes="pytorchvideo's own model normalises pooled Q/K/V with eps 1e-5 (MVIT.POOL_NORM_EPS); the config's "
               "1e-6 is what the weights were trained with",
     ),

@@ -103,8 +103,9 @@ def test_no_network_and_no_cache_is_one_line_naming_the_url_and_the_cache_path(s
 def test_a_registry_name_downloads_its_entry(server, cache, monkeypatch):
     body = checkpoint_bytes(1)
     server.files["/zoo/k400.pyth"] = body
-    entry = weights.Weights("tiny_k400", server.url("/zoo/k400.pyth"), "pyslowfast", "configs/synthetic/MVIT_TINY.yaml",
-                            "kinetics400", 1.0, 2.0, "1 crop x 1 clip", None, "a test", hashlib.sha256(body).hexdigest())
+    entry = weights.Weights("tiny_k400", server.url("/zoo/k400.pyth"), "pyslowfast",
+                            "configs/synthetic/MVIT_TINY.yaml", "kinetics400", 1.0, 2.0, "1 crop x 1 clip", None,
+                            "a test", hashlib.sha256(body).hexdigest())
     monkeypatch.setitem(weights.REGISTRY, "tiny_k400", entry)
     path, found = resolve_checkpoint("tiny_k400")
     assert found is entry and open(path, "rb").read() == body

@@ -133,7 +133,8 @@ def test_export_and_the_probe_take_the_checkpoint_alone(trained, tmp_path, capsy
     out, _ = trained
     checkpoint = str(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
     exported = tmp_path / "model.pt"
-    assert load_tool("export").main(["--checkpoint", checkpoint, "--format", "torchscript", "--out", str(exported)]) == 0
+    export = load_tool("export")
+    assert export.main(["--checkpoint", checkpoint, "--format", "torchscript", "--out", str(exported)]) == 0
     assert exported.stat().st_size > 0
     probe_out = tmp_path / "probe"
     status = load_tool("frame_shuffle_eval").main(["--checkpoint", checkpoint, "--repeats", "1", "--no-reverse",
@@ -167,7 +168,8 @@ def test_dry_run_says_what_the_folders_hold(own_data, tmp_path, capsys):
     assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(own_data, tmp_path)]) == 1
     assert "MODEL.NUM_CLASSES = 12, but the data has 2 classes" in capsys.readouterr().err
     assert run_net.main(["--cfg", TINY, "--dry-run", "--opts", *folder_opts(tmp_path / "nowhere", tmp_path)]) == 1
-    assert capsys.readouterr().err.strip() == f"error: DATA.PATH_TO_DATA_DIR {str(tmp_path / 'nowhere')!r}: no such folder"
+    nowhere = str(tmp_path / "nowhere")
+    assert capsys.readouterr().err.strip() == f"error: DATA.PATH_TO_DATA_DIR {nowhere!r}: no such folder"
 
 
 def test_run_net_tests_a_checkpoint_given_by_url(trained, own_data, tmp_path, monkeypatch):

@@ -49,10 +49,11 @@ from mvit_video.pretrained import LoadedModel, load_model
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    parser.add_argument("--cfg", help="YAML config of the model (default: the checkpoint's own, or its registry entry's)")
-    parser.add_argument("--checkpoint", help="a file (any layout load_checkpoint accepts), an http(s) URL or a registry "
-                                             "name (default: --cfg's TEST.CHECKPOINT_FILE_PATH, else the newest "
-                                             "checkpoint under its OUTPUT_DIR)")
+    parser.add_argument("--cfg", help="YAML config of the model (default: the checkpoint's own, or its registry "
+                                      "entry's)")
+    parser.add_argument("--checkpoint", help="a file (any layout load_checkpoint accepts), an http(s) URL or a "
+                                             "registry name (default: --cfg's TEST.CHECKPOINT_FILE_PATH, else the "
+                                             "newest checkpoint under its OUTPUT_DIR)")
     parser.add_argument("--topk", type=int, default=5, help="labels to print per video or window (default 5)")
     parser.add_argument("--views", type=int, help="temporal clips per video (default TEST.NUM_ENSEMBLE_VIEWS)")
     parser.add_argument("--classnames", help="class-name file, one per line, or kinetics400 / kinetics600")

@@ -2,8 +2,8 @@
 
 Each holds ``model_state``, ``optimizer_state``, ``scaler_state``, ``epoch`` (0-based index of the last finished
 epoch), ``cfg`` (YAML) and ``classnames`` (the dataset's class names, or None for label indices): a checkpoint
-carries what is needed to predict with it. Writes are atomic (temporary file, fsync, rename), so a crash leaves either the old file
-set or the new one; a file truncated some other way is skipped with a warning when resuming.
+carries what is needed to predict with it. Writes are atomic (temporary file, fsync, rename), so a crash leaves either
+the old file set or the new one; a file truncated some other way is skipped with a warning when resuming.
 """
 
 import glob

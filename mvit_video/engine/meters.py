@@ -101,7 +101,8 @@ class TestMeter:
             simplejson.dump(summary, f, indent=2)
         with open(os.path.join(output_dir, f"{name}_predictions.csv"), "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["index", "path", "label", "prediction", "score", "failed", "label_name", "prediction_name"])
+            writer.writerow(["index", "path", "label", "prediction", "score", "failed", "label_name",
+                             "prediction_name"])
             for r in sorted(self.videos.values(), key=lambda r: r.index):
                 if r.scores is None:
                     writer.writerow([r.index, r.path, r.label, "", "", r.failed, self._name(r.label), ""])
