@@ -147,7 +147,7 @@ def _fetch_with_iopath(url: str, staging: str, dest: str) -> str:
             return manager.get_local_path(url, cache_dir=staging)
     except (OSError, http.client.HTTPException) as err:
         raise DownloadError(
-            f"cannot download {url} ({_reason(err)}); without network, download it elsewhere and place it at {dest}"
+            f"cannot download {url} ({_reason(err)}); to use a copy fetched another way, place it at {dest}"
         ) from None
 
 

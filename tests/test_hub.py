@@ -75,7 +75,7 @@ def test_an_interrupted_download_leaves_nothing_under_the_final_name(server, cac
     server.truncated.add("/big.pyth")
     with pytest.raises(DownloadError) as err:
         resolve_checkpoint(server.url("/big.pyth"))
-    assert server.url("/big.pyth") in str(err.value)
+    assert server.url("/big.pyth") in str(err.value) and "incomplete" in str(err.value)
     assert not os.path.exists(cache_path(server.url("/big.pyth")))
     assert files_under(cache) == []
     server.truncated.clear()  # the next try downloads the whole file
