@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
-from ..hub import resolve_checkpoint
 from ..data import build_classnames, build_dataset, check_num_classes
+from ..hub import resolve_checkpoint
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
