@@ -185,3 +185,13 @@ def test_run_net_tests_a_checkpoint_given_by_url(trained, own_data, tmp_path, mo
         server.stop()
     assert status == 0
     assert json.loads((tmp_path / "test_only" / "test_results.json").read_text())["num_videos"] == 4
+
+
+def test_run_net_tests_a_checkpoint_without_cfg(trained, tmp_path):
+    out, _ = trained
+    checkpoint = str(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    status = load_tool("run_net").main(["--checkpoint", checkpoint, "--opts", "OUTPUT_DIR", str(tmp_path)])
+    assert status == 0
+    results = json.loads((tmp_path / "test_results.json").read_text())
+    assert results["num_videos"] == 4 and set(results["per_class_top1"]) == {"cat", "dog"}
+    assert not (tmp_path / "checkpoints").exists()  # tested, not trained
