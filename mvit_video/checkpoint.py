@@ -291,5 +291,7 @@ def convert_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike
     extra = {"epoch": epoch, "source_format": fmt}
     if isinstance(container.get("cfg"), str):
         extra["cfg"] = container["cfg"]
+    if isinstance(container.get("classnames"), list):
+        extra["classnames"] = container["classnames"]
     save_checkpoint(dst, state, **extra)
     return fmt

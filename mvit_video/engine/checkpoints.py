@@ -1,14 +1,15 @@
 """Training checkpoints in PySlowFast's layout: OUTPUT_DIR/checkpoints/checkpoint_epoch_NNNNN.pyth.
 
 Each holds ``model_state``, ``optimizer_state``, ``scaler_state``, ``epoch`` (0-based index of the last finished
-epoch) and ``cfg`` (YAML). Writes are atomic (temporary file, fsync, rename), so a crash leaves either the old file
-set or the new one; a file truncated some other way is skipped with a warning when resuming.
+epoch), ``cfg`` (YAML) and ``classnames`` (the dataset's class names, or None for label indices): a checkpoint
+carries what is needed to predict with it. Writes are atomic (temporary file, fsync, rename), so a crash leaves either
+the old file set or the new one; a file truncated some other way is skipped with a warning when resuming.
 """
 
 import glob
 import logging
 import os
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
@@ -26,7 +27,8 @@ def checkpoint_path(output_dir: str, epoch: int) -> str:
     return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch + 1:05d}.pyth")
 
 
-def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, cfg_yaml: str = "") -> str:
+def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, cfg_yaml: str = "",
+                             classnames: Optional[List[str]] = None) -> str:
     """Writes the checkpoint of 0-based ``epoch``; returns its path."""
     model = getattr(model, "module", model)
     path = checkpoint_path(output_dir, epoch)
@@ -37,6 +39,7 @@ def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, c
         scaler_state=scaler.state_dict() if scaler is not None else {},
         epoch=epoch,
         cfg=cfg_yaml,
+        classnames=list(classnames) if classnames else None,
     )
     return path
 

@@ -69,6 +69,10 @@ class TestMeter:
         k = min(k, self.num_classes)
         return result.label in result.scores.topk(k).indices.tolist()
 
+    def _name(self, label: int) -> str:
+        """The class name of ``label``, or the label number when the meter has no names."""
+        return self.classnames[label] if self.classnames else str(label)
+
     def summary(self) -> dict:
         """top1/top5 over all videos (failed ones as misses), clip-level top-1, per-class accuracy, failures."""
         results = sorted(self.videos.values(), key=lambda r: r.index)
@@ -78,8 +82,7 @@ class TestMeter:
         per_class = {}
         for label in sorted({r.label for r in results}):
             members = [r for r in results if r.label == label]
-            name = self.classnames[label] if self.classnames else str(label)
-            per_class[name] = 100.0 * sum(self._topk_hit(r, 1) for r in members) / len(members)
+            per_class[self._name(label)] = 100.0 * sum(self._topk_hit(r, 1) for r in members) / len(members)
         return {
             "top1": 100.0 * sum(self._topk_hit(r, 1) for r in results) / max(n, 1),
             "top5": 100.0 * sum(self._topk_hit(r, 5) for r in results) / max(n, 1),
@@ -98,14 +101,16 @@ class TestMeter:
             simplejson.dump(summary, f, indent=2)
         with open(os.path.join(output_dir, f"{name}_predictions.csv"), "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["index", "path", "label", "prediction", "score", "failed"])
+            writer.writerow(["index", "path", "label", "prediction", "score", "failed", "label_name",
+                             "prediction_name"])
             for r in sorted(self.videos.values(), key=lambda r: r.index):
                 if r.scores is None:
-                    writer.writerow([r.index, r.path, r.label, "", "", r.failed])
+                    writer.writerow([r.index, r.path, r.label, "", "", r.failed, self._name(r.label), ""])
                     continue
                 score, pred = r.scores.max(0)
                 views = r.num_views if self.ensemble == "sum" else 1  # the mean probability for "sum"
-                writer.writerow([r.index, r.path, r.label, int(pred), f"{float(score) / views:.4f}", ""])
+                writer.writerow([r.index, r.path, r.label, int(pred), f"{float(score) / views:.4f}", "",
+                                 self._name(r.label), self._name(int(pred))])
         return summary
 
 

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 
 from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
-from ..data import build_dataset, load_classnames
+from ..data import build_classnames, build_dataset, check_num_classes
+from ..hub import resolve_checkpoint
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
@@ -111,9 +112,7 @@ def _mixup(cfg: CfgNode, rank: int) -> Optional[Mixup]:
 
 
 def _classnames(cfg: CfgNode):
-    if not cfg.DATA.CLASSNAMES:
-        return None
-    return load_classnames(cfg.DATA.CLASSNAMES)
+    return build_classnames(cfg)[0]
 
 
 def _has_split(cfg: CfgNode, split: str) -> bool:
@@ -145,10 +144,12 @@ def _build_training(cfg: CfgNode, dist: DistInfo):
 def initialise_from(path: str, model: torch.nn.Module, drop_head: bool) -> LoadReport:
     """Loads the weights to start training from (strictly; all but the head with ``drop_head``) and logs what it did.
 
+    ``path`` is a file, an http(s) URL or a registry name (:func:`~mvit_video.hub.resolve_checkpoint`).
+
     Raises:
-        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`.
+        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`; DownloadError.
     """
-    report = load_checkpoint(path, model, drop_head=drop_head)
+    report = load_checkpoint(resolve_checkpoint(path)[0], model, drop_head=drop_head)
     logger.info("initialised from %s (%s layout): %d tensors loaded strictly", path, report.source_format,
                 report.num_tensors)
     if report.skipped:
@@ -162,6 +163,7 @@ def train(cfg: CfgNode) -> dict:
     Returns:
         The last epoch's training statistics and the last validation summary (on rank 0).
     """
+    classnames = check_num_classes(cfg)
     dist = init_distributed(cfg.NUM_GPUS)
     seed_everything(cfg.RNG_SEED + dist.rank)
     model, optimizer, scaler, start_epoch = _build_training(cfg, dist)
@@ -191,7 +193,7 @@ def train(cfg: CfgNode) -> dict:
                         record["loss"], record["top1"], record["clips_per_s"], record["failed_videos"])
         last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
         if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
-            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump())
+            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
         if val_set is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
             result["val"] = _validate(cfg, model, val_set, dist, epoch, stats)
         barrier()
@@ -216,14 +218,16 @@ def _validate(cfg, model, val_set, dist, epoch, stats) -> dict:
 
 
 def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
-    """The model to test: TEST.CHECKPOINT_FILE_PATH (any layout load_checkpoint takes) or the newest checkpoint.
+    """The model to test: TEST.CHECKPOINT_FILE_PATH (a file of any layout load_checkpoint takes, an http(s) URL or a
+    registry name) or the newest checkpoint.
 
     Raises:
         FileNotFoundError: no checkpoint given and none under OUTPUT_DIR/checkpoints.
+        DownloadError: TEST.CHECKPOINT_FILE_PATH could not be downloaded.
     """
     model = build_model(cfg)
     path = cfg.TEST.CHECKPOINT_FILE_PATH
-    source = path or latest_checkpoint(cfg.OUTPUT_DIR)
+    source = resolve_checkpoint(path)[0] if path else latest_checkpoint(cfg.OUTPUT_DIR)
     if not source:
         raise FileNotFoundError(
             f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints has no checkpoint"
@@ -239,6 +243,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     Returns:
         The results summary (top1, top5, clip_top1, num_videos, num_views, per-class accuracy, failed videos).
     """
+    classnames = check_num_classes(cfg)
     dist = init_distributed(cfg.NUM_GPUS)
     model = load_test_model(cfg, dist.device)
     if view_transform is None and cfg.TEST.SHUFFLE_FRAMES:
@@ -247,7 +252,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
     # TEST.BATCH_SIZE counts clips, as in PySlowFast; a batch holds all the views of whole videos
     loader = make_loader(cfg, dataset, dist, max(1, cfg.TEST.BATCH_SIZE // views), train=False)
-    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, _classnames(cfg))
+    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, classnames)
     start = time.perf_counter()
     evaluate(model, loader, meter, dist, amp_dtype(cfg, dist.device), desc=name, view_transform=view_transform)
     summary = meter.write(cfg.OUTPUT_DIR, name) if dist.is_main else meter.summary()
