@@ -3,15 +3,19 @@
 import json
 import logging
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
 from mvit_video.checkpoint import load_checkpoint
-from mvit_video.engine.checkpoints import checkpoint_path, latest_checkpoint
+from mvit_video.config import load_config
+from mvit_video.engine.checkpoints import checkpoint_path, latest_checkpoint, save_training_checkpoint
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import test as run_test
 from mvit_video.engine.trainer import train
@@ -46,33 +50,115 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(tiny_cfg):
     assert {"top1", "top5", "num_videos", "num_views", "failed_videos"} <= set(saved)
 
 
-def test_resume_repeats_the_uninterrupted_run(tiny_cfg):
-    cfg = tiny_cfg("SOLVER.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_PERIOD", "1", "TRAIN.EVAL_PERIOD", "10",
-                   "SOLVER.WARMUP_EPOCHS", "1.0")
-    train(cfg)
-    uninterrupted = _epoch_losses(cfg.OUTPUT_DIR)
-    # a crash after epoch 1: the later checkpoints never got written
-    for epoch in (1, 2):
-        os.remove(checkpoint_path(cfg.OUTPUT_DIR, epoch))
-    os.remove(os.path.join(cfg.OUTPUT_DIR, "stats.jsonl"))
-    train(cfg)
-    resumed = _epoch_losses(cfg.OUTPUT_DIR)
-    assert sorted(resumed) == [2, 3]
+# The regularisers of configs/K400/MVIT_B_16x4.yaml, with a warm-up then cosine learning rate.
+K400_REGULARISERS = (
+    "AUG.ENABLE", "True", "AUG.NUM_SAMPLE", "2", "AUG.AA_TYPE", "rand-m7-n4-mstd0.5-inc1", "AUG.RE_PROB", "0.25",
+    "MIXUP.ENABLE", "True", "MIXUP.ALPHA", "0.8", "MIXUP.CUTMIX_ALPHA", "1.0", "MIXUP.SWITCH_PROB", "0.5",
+    "MVIT.DROPPATH_RATE", "0.2", "MODEL.DROPOUT_RATE", "0.5",
+    "SOLVER.LR_POLICY", "cosine", "SOLVER.WARMUP_EPOCHS", "1.0", "SOLVER.BASE_LR", "0.001",
+)
+
+# Trains in a child process that stops for good after the second step of epoch 2, so that the parent can kill it
+# there: in the middle of an epoch, after the checkpoint of epoch 1 was written.
+_STOPPING_CHILD = """
+import sys, time
+from mvit_video.config import load_config
+from mvit_video.engine import stats, trainer
+write = stats.StatsWriter.write
+def write_then_stop(self, record, step=None):
+    write(self, record, step)
+    if record["type"] == "train_iter" and (record["epoch"], record["iter"]) == (2, 2):
+        time.sleep(600)
+stats.StatsWriter.write = write_then_stop
+trainer.train(load_config(sys.argv[1], sys.argv[2:]))
+"""
+
+
+def _iterations(output_dir) -> list:
+    return [r for r in read_stats(os.path.join(output_dir, "stats.jsonl")) if r["type"] == "train_iter"]
+
+
+def _train_until_killed(opts: list, stats_path: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", _STOPPING_CHILD, str(ROOT / "configs/synthetic/MVIT_TINY.yaml"),
+                              *opts], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        while child.poll() is None:
+            if os.path.exists(stats_path) and any(r.get("iter") == 2 and r["epoch"] == 2 for r in read_stats(stats_path)):
+                break
+            time.sleep(0.1)
+        assert child.poll() is None, child.stderr.read()[-3000:]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+
+
+def test_a_run_killed_mid_epoch_resumes_exactly_with_every_regulariser_on(tiny_dataset, tiny_cfg, tmp_path, caplog):
+    run = ("SOLVER.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_PERIOD", "1", "TRAIN.EVAL_PERIOD", "10", "LOG_PERIOD", "1",
+           *K400_REGULARISERS)
+    uninterrupted = tiny_cfg(*run, "OUTPUT_DIR", str(tmp_path / "uninterrupted"))
+    train(uninterrupted)
+    # The interrupted run reads with two DataLoader workers: the clips depend on the seed alone.
+    out = tmp_path / "interrupted"
+    opts = tiny_opts(tiny_dataset, out, *run, "DATA_LOADER.NUM_WORKERS", "2")
+    _train_until_killed(opts, str(out / "stats.jsonl"))
+    assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint_epoch_00001.pyth",
+                                                        "checkpoint_epoch_00001.pyth.sha256"]
+    # A newer checkpoint, damaged on disk after it was written (one byte changed), must be passed over.
+    damaged = checkpoint_path(str(out), 1)
+    for suffix in ("", ".sha256"):
+        shutil.copyfile(checkpoint_path(str(out), 0) + suffix, damaged + suffix)
+    with open(damaged, "r+b") as f:
+        f.seek(os.path.getsize(damaged) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x5A]))
+    with caplog.at_level(logging.INFO, logger="mvit_video"):
+        train(load_config(str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), opts))
+    assert f"skipping checkpoint {damaged}, trying the one before it: {damaged}: corrupt" in caplog.text
+    assert "checkpoint_epoch_00001.pyth: continuing at epoch 2" in caplog.text
+    expected, resumed = _epoch_losses(uninterrupted.OUTPUT_DIR), _epoch_losses(out)
+    assert sorted(resumed) == [1, 2, 3]
     for epoch in (2, 3):
-        assert resumed[epoch] == pytest.approx(uninterrupted[epoch], abs=1e-5)
+        assert resumed[epoch] == pytest.approx(expected[epoch], abs=1e-5)
+    # Each step is reported once, numbered from the start of training, with the uninterrupted run's learning rate.
+    expected_iters, resumed_iters = _iterations(uninterrupted.OUTPUT_DIR), _iterations(out)
+    assert [r["step"] for r in resumed_iters] == list(range(1, 13))
+    assert [(r["epoch"], r["iter"]) for r in resumed_iters] == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3, 4)]
+    assert [r["lr"] for r in resumed_iters] == [r["lr"] for r in expected_iters]
+    assert len({r["lr"] for r in resumed_iters}) > 10  # warm-up, then cosine: a new rate at (nearly) every step
+    assert [r["loss"] for r in resumed_iters] == pytest.approx([r["loss"] for r in expected_iters], abs=1e-5)
 
 
-def test_truncated_newest_checkpoint_is_skipped(tiny_cfg, caplog):
-    cfg = tiny_cfg("SOLVER.MAX_EPOCH", "2", "TRAIN.CHECKPOINT_PERIOD", "1", "TRAIN.EVAL_PERIOD", "10", "TEST.ENABLE",
-                   "False")
-    train(cfg)
-    newest = checkpoint_path(cfg.OUTPUT_DIR, 1)
-    with open(newest, "r+b") as f:
-        f.truncate(os.path.getsize(newest) // 2)
+def _truncate(path: str) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _text_file(path: str) -> None:
+    with open(path, "w") as f:
+        f.write("not a checkpoint\n")
+
+
+@pytest.mark.parametrize("damage, keep_record, reason", [
+    (_truncate, True, "corrupt: its SHA-256"),
+    (_truncate, False, "not a readable PyTorch checkpoint: truncated, damaged or not written by torch.save"),
+    (_text_file, False, "not a checkpoint: neither a PyTorch zip archive nor a pickle"),
+])
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, caplog, damage, keep_record, reason):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in (0, 1):
+        save_training_checkpoint(str(tmp_path), epoch, model, optimizer)
+    newest = checkpoint_path(str(tmp_path), 1)
+    damage(newest)
+    if not keep_record:
+        os.remove(newest + ".sha256")
     with caplog.at_level(logging.WARNING):
-        ckpt = latest_checkpoint(cfg.OUTPUT_DIR)
-    assert ckpt["epoch"] == 0 and ckpt["path"] == checkpoint_path(cfg.OUTPUT_DIR, 0)
-    assert "skipping unreadable checkpoint" in caplog.text and "checkpoint_epoch_00002" in caplog.text
+        ckpt = latest_checkpoint(str(tmp_path))
+    assert ckpt["epoch"] == 0 and ckpt["path"] == checkpoint_path(str(tmp_path), 0)
+    assert f"skipping checkpoint {newest}, trying the one before it: {newest}: {reason}" in caplog.text
+    assert "arbitrary unpickling" not in caplog.text
 
 
 def test_a_test_without_checkpoint_is_an_error(tiny_cfg):
