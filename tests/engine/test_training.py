@@ -1,5 +1,6 @@
 """Training end to end on generated videos: the loss falls, checkpoints load, resume is exact, DDP agrees."""
 
+import csv
 import json
 import logging
 import os
@@ -10,11 +11,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from mvit_video.checkpoint import load_checkpoint
+from mvit_video.checkpoint import load_checkpoint, save_checkpoint
 from mvit_video.config import load_config
+from mvit_video.data import read_csv_annotations
 from mvit_video.engine.checkpoints import checkpoint_path, latest_checkpoint, save_training_checkpoint
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import test as run_test
@@ -63,6 +66,7 @@ K400_REGULARISERS = (
 _STOPPING_CHILD = """
 import sys, time
 from mvit_video.config import load_config
+from mvit_video.data import read_csv_annotations
 from mvit_video.engine import stats, trainer
 write = stats.StatsWriter.write
 def write_then_stop(self, record, step=None):
@@ -172,22 +176,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_gloo_run_matches_one_process(tiny_dataset, tmp_path, tiny_cfg):
-    out = tmp_path / "ddp"
-    opts = tiny_opts(tiny_dataset, out, "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", *CONSTANT_LR)
+def _odd_dataset(tiny_dataset, folder, num_test: int = 7):
+    """The tiny training set and an odd number of its test videos, so that two processes get uneven shards."""
+    folder.mkdir()
+    for split, count in (("train", None), ("test", num_test)):
+        records = read_csv_annotations(str(tiny_dataset / f"{split}.csv"))[:count]
+        (folder / f"{split}.csv").write_text("".join(f"{r.path} {r.label}\n" for r in records))
+    shutil.copy(tiny_dataset / "classnames.txt", folder)
+    return folder
+
+
+def _spread_checkpoint(cfg, path) -> None:
+    """Writes a tiny model with noisy weights and a steep classifier: unlike a briefly trained one, which predicts one
+    class for every video, it tells videos apart."""
+    torch.manual_seed(1)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+        model.head.projection.weight.mul_(30.0)
+    save_checkpoint(str(path), model.state_dict(), epoch=0)
+
+
+def test_two_gloo_processes_train_and_test_as_one_process(tiny_dataset, tmp_path):
+    data = _odd_dataset(tiny_dataset, tmp_path / "odd")
+    spread = tmp_path / "spread.pyth"
+
+    def opts(out):  # a global batch of 4 clips: 2 per process; no random draw that depends on the process
+        return tiny_opts(data, out, "SOLVER.MAX_EPOCH", "2", "LOG_PERIOD", "1", "TEST.CHECKPOINT_FILE_PATH", str(spread),
+                         "MODEL.DROPOUT_RATE", "0.0", "MVIT.DROPPATH_RATE", "0.0", "MIXUP.ENABLE", "False",
+                         "SOLVER.BASE_LR_SCALE_NUM_SHARDS", "False", *CONSTANT_LR)
+
+    one = load_config(str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), opts(tmp_path / "one"))
+    _spread_checkpoint(one, spread)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(ROOT / "tools/run_net.py"),
-           "--cfg", str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), "--opts", *opts]
+           "--cfg", str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), "--opts", *opts(tmp_path / "two")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    two = json.loads((out / "test_results.json").read_text())
-    # the same checkpoint, tested by one process
-    one = run_test(tiny_cfg("OUTPUT_DIR", str(tmp_path / "single"), "TRAIN.ENABLE", "False",
-                        "TEST.CHECKPOINT_FILE_PATH", str(checkpoint_path(str(out), 0))))
-    assert two["num_videos"] == one["num_videos"] == 8
-    assert two["top1"] == one["top1"] and two["top5"] == one["top5"]
-    assert two["per_class_top1"] == one["per_class_top1"]
+    train(one)
+    run_test(one)
+    # Training: the same steps, learning rates and global-batch losses as one process.
+    one_iters, two_iters = _iterations(tmp_path / "one"), _iterations(tmp_path / "two")
+    assert [(r["step"], r["lr"]) for r in two_iters] == [(r["step"], r["lr"]) for r in one_iters]
+    assert len(one_iters) == 8
+    assert [r["loss"] for r in two_iters] == pytest.approx([r["loss"] for r in one_iters], abs=1e-5)
+    one_losses, two_losses = _epoch_losses(tmp_path / "one"), _epoch_losses(tmp_path / "two")
+    assert sorted(two_losses) == [1, 2]
+    assert [two_losses[e] for e in (1, 2)] == pytest.approx([one_losses[e] for e in (1, 2)], abs=1e-5)
+    # Testing: each of the 7 videos once (the padding of the shorter shard removed), with the same scores.
+    one_scores, two_scores = np.load(tmp_path / "one/test_scores.npy"), np.load(tmp_path / "two/test_scores.npy")
+    assert one_scores.shape == two_scores.shape == (7, 12)
+    np.testing.assert_allclose(two_scores, one_scores, atol=1e-6)
+    assert len(set(one_scores.argmax(1).tolist())) >= 3  # not a degenerate model
+    rows = list(csv.DictReader(open(tmp_path / "two/test_predictions.csv")))
+    assert [int(r["index"]) for r in rows] == list(range(7))
+    one_results = json.loads((tmp_path / "one/test_results.json").read_text())
+    two_results = json.loads((tmp_path / "two/test_results.json").read_text())
+    for key in ("num_videos", "top1", "top5", "per_class_top1"):
+        assert two_results[key] == one_results[key], key
 
 
 def test_activation_checkpointing_gives_the_same_gradients(tiny_cfg):
