@@ -88,9 +88,9 @@ def _recorded_sha256(path: str) -> Optional[str]:
         return None
     except OSError as err:
         raise CheckpointError(f"{sidecar}: cannot be read ({err.strerror})") from err
-    if not fields or not re.fullmatch(r"[0-9a-f]{64}", fields[0]):
+    if not fields or not re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
         raise CheckpointError(f"{sidecar}: not a SHA-256 record (expected 64 hex digits, then the file name)")
-    return fields[0]
+    return fields[0].lower()
 
 
 def verify_checkpoint_file(path: str) -> bool:

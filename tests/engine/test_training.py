@@ -42,7 +42,8 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(tiny_cfg):
     assert losses[4] < losses[1] - 0.1
     assert result["val"]["num_videos"] == 4
     assert sorted(os.listdir(os.path.join(cfg.OUTPUT_DIR, "checkpoints"))) == [
-        "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00004.pyth"]
+        "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00002.pyth.sha256",
+        "checkpoint_epoch_00004.pyth", "checkpoint_epoch_00004.pyth.sha256"]
     model = build_model(cfg)
     report = load_checkpoint(checkpoint_path(cfg.OUTPUT_DIR, 3), model)
     assert report.epoch == 3 and report.source_format == "mvit_video"
