@@ -51,7 +51,7 @@ def latest_checkpoint(output_dir: str) -> Optional[dict]:
     for path in sorted(glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth")), reverse=True):
         try:
             ckpt = read_checkpoint(path)
-        except CheckpointError as err:
+        except (CheckpointError, FileNotFoundError) as err:  # FileNotFoundError: removed since the listing
             logger.warning("skipping checkpoint %s, trying the one before it: %s", path, err)
             continue
         if "model_state" not in ckpt or "epoch" not in ckpt:
