@@ -141,7 +141,8 @@ def _unreadable(path: str, err: BaseException) -> CheckpointError:
         found = "an empty file" if not head else f"it starts with {head!r}"
         return CheckpointError(f"{path}: not a checkpoint: neither a PyTorch zip archive nor a pickle ({found})")
     return CheckpointError(
-        f"{path}: not a readable PyTorch checkpoint: truncated, damaged or not written by torch.save ({_first_line(err)})"
+        f"{path}: not a readable PyTorch checkpoint: truncated, damaged or not written by torch.save "
+        f"({_first_line(err)})"
     )
 
 

@@ -159,7 +159,7 @@ def _small_state() -> dict:
 
 
 @pytest.mark.parametrize("content, reason", [
-    (b"not a checkpoint at all", "not a checkpoint: neither a PyTorch zip archive nor a pickle (it starts with b'not '"),
+    (b"not a checkpoint at all", "not a checkpoint: neither a PyTorch zip archive nor a pickle (it starts with b'not"),
     (b"path,label\nvideo.mp4,3\n", "not a checkpoint: neither a PyTorch zip archive nor a pickle"),
     (b"", "not a checkpoint: neither a PyTorch zip archive nor a pickle (an empty file)"),
 ])

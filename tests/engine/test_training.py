@@ -89,7 +89,8 @@ def _train_until_killed(opts: list, stats_path: str) -> None:
                               *opts], env=env, stderr=subprocess.PIPE, text=True)
     try:
         while child.poll() is None:
-            if os.path.exists(stats_path) and any(r.get("iter") == 2 and r["epoch"] == 2 for r in read_stats(stats_path)):
+            records = read_stats(stats_path) if os.path.exists(stats_path) else []
+            if any((r["epoch"], r.get("iter")) == (2, 2) for r in records):
                 break
             time.sleep(0.1)
         assert child.poll() is None, child.stderr.read()[-3000:]
@@ -204,7 +205,8 @@ def test_two_gloo_processes_train_and_test_as_one_process(tiny_dataset, tmp_path
     spread = tmp_path / "spread.pyth"
 
     def opts(out):  # a global batch of 4 clips: 2 per process; no random draw that depends on the process
-        return tiny_opts(data, out, "SOLVER.MAX_EPOCH", "2", "LOG_PERIOD", "1", "TEST.CHECKPOINT_FILE_PATH", str(spread),
+        return tiny_opts(data, out, "SOLVER.MAX_EPOCH", "2", "LOG_PERIOD", "1",
+                         "TEST.CHECKPOINT_FILE_PATH", str(spread),
                          "MODEL.DROPOUT_RATE", "0.0", "MVIT.DROPPATH_RATE", "0.0", "MIXUP.ENABLE", "False",
                          "SOLVER.BASE_LR_SCALE_NUM_SHARDS", "False", *CONSTANT_LR)
 
