@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import simplejson
 import torch
 
@@ -93,9 +94,22 @@ class TestMeter:
             "failed_videos": [{"path": r.path, "reason": r.failed} for r in results if r.scores is None],
         }
 
+    def video_scores(self) -> torch.Tensor:
+        """float32 ``(num_videos, K)``, one row per video in index order: the mean of its views' softmax ("sum") or
+        their maximum ("max"); a row of NaN for a video that could not be read."""
+        rows = []
+        for r in sorted(self.videos.values(), key=lambda r: r.index):
+            if r.scores is None:
+                rows.append(torch.full((self.num_classes,), float("nan")))
+            else:
+                rows.append(r.scores / (r.num_views if self.ensemble == "sum" else 1))
+        return torch.stack(rows) if rows else torch.zeros(0, self.num_classes)
+
     def write(self, output_dir: str, name: str = "test") -> dict:
-        """Writes ``{name}_results.json`` and ``{name}_predictions.csv`` into ``output_dir``; returns the summary."""
+        """Writes ``{name}_results.json``, ``{name}_predictions.csv`` and ``{name}_scores.npy`` (the
+        :meth:`video_scores`, rows in the order of the CSV) into ``output_dir``; returns the summary."""
         os.makedirs(output_dir, exist_ok=True)
+        np.save(os.path.join(output_dir, f"{name}_scores.npy"), self.video_scores().numpy())
         summary = self.summary()
         with open(os.path.join(output_dir, f"{name}_results.json"), "w") as f:
             simplejson.dump(summary, f, indent=2)

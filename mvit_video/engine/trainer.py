@@ -12,7 +12,7 @@ import torch
 from fvcore.common.config import CfgNode
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
@@ -45,7 +45,8 @@ def _seed_worker(_: int) -> None:
     np.random.seed(seed)
 
 
-def epoch_seed(cfg: CfgNode, epoch: int, rank: int) -> int:
+def epoch_seed(cfg: CfgNode, epoch: int, rank: int = 0) -> int:
+    """The seed of 0-based ``epoch`` on process ``rank``: a function of RNG_SEED, the epoch and the rank alone."""
     return cfg.RNG_SEED + 1000 * epoch + rank
 
 
@@ -65,14 +66,18 @@ def amp_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
     return _AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
 
 
-def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader over ``dataset``: shuffled with ``seed`` for training, in order for testing, sharded by rank."""
-    generator = torch.Generator().manual_seed(seed)
-    if dist.world_size > 1:
+def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: bool, epoch: int = 0) -> DataLoader:
+    """A DataLoader over ``dataset``, sharded by rank: for training, shuffled by (RNG_SEED, ``epoch``); else in order.
+
+    Training always shuffles with a DistributedSampler, also in a world of one process: rank r of N takes every N-th
+    video of one permutation, so N processes with batches of B / N see together the videos one process sees in
+    batches of B. Evaluation pads the last shard by repeating videos; the test meter counts each video once.
+    """
+    if train or dist.world_size > 1:
         sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=train, seed=cfg.RNG_SEED)
-        sampler.set_epoch(seed)
+        sampler.set_epoch(epoch)
     else:
-        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        sampler = SequentialSampler(dataset)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -82,7 +87,8 @@ def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: b
         collate_fn=dataset.collate_fn,
         drop_last=train and len(dataset) >= batch_size * dist.world_size,
         worker_init_fn=_seed_worker,
-        generator=generator,
+        # the workers' seeds; the training dataset seeds its items itself (TrainClipDataset.set_seed)
+        generator=torch.Generator().manual_seed(epoch_seed(cfg, epoch, dist.rank)),
     )
 
 
@@ -103,11 +109,12 @@ def _step_config(cfg: CfgNode, device: torch.device) -> StepConfig:
     )
 
 
-def _mixup(cfg: CfgNode, rank: int) -> Optional[Mixup]:
+def _mixup(cfg: CfgNode, epoch: int, rank: int) -> Optional[Mixup]:
+    """The epoch's Mixup/CutMix, with a generator of its own seeded by the epoch (a resumed run draws the same)."""
     if not cfg.MIXUP.ENABLE:
         return None
     m = cfg.MIXUP
-    rng = np.random.default_rng(cfg.RNG_SEED + rank)
+    rng = np.random.default_rng(epoch_seed(cfg, epoch, rank))
     return Mixup(cfg.MODEL.NUM_CLASSES, m.ALPHA, m.CUTMIX_ALPHA, m.PROB, m.SWITCH_PROB, m.LABEL_SMOOTH_VALUE, rng)
 
 
@@ -173,15 +180,18 @@ def train(cfg: CfgNode) -> dict:
     val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
     schedule = build_lr_schedule(cfg, dist.world_size)
     step_cfg = _step_config(cfg, dist.device)
-    mixup = _mixup(cfg, dist.rank)
     batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
     tb_dir = os.path.join(cfg.OUTPUT_DIR, "tensorboard") if cfg.TENSORBOARD.ENABLE and dist.is_main else None
-    stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir) if dist.is_main else None
+    stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir, keep_epochs=start_epoch) if dist.is_main else None
     log = stats.write if stats else None
     result = {}
     for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        # Every random draw of the epoch comes from its seed: the model's (drop path, dropout) from the global
+        # generators, the clips' from the dataset's per-item seeds, Mixup's from its own generator.
         seed_everything(epoch_seed(cfg, epoch, dist.rank))
-        loader = make_loader(cfg, train_set, dist, batch, train=True, seed=epoch_seed(cfg, epoch, 0))
+        train_set.set_seed(epoch_seed(cfg, epoch))
+        loader = make_loader(cfg, train_set, dist, batch, train=True, epoch=epoch)
+        mixup = _mixup(cfg, epoch, dist.rank)
         epoch_stats = train_epoch(net, loader, optimizer, schedule, epoch, step_cfg, dist, scaler, mixup, log)
         record = {"type": "train_epoch", "epoch": epoch + 1, **epoch_stats.as_dict()}
         result["train"] = record
