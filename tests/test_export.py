@@ -109,6 +109,17 @@ def test_onnx_export_of_each_variant_matches_eager(variant, tmp_path):
     assert ran and diff < 1e-4
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_mvitv2_exports_match_eager(fmt, tmp_path):
+    # relative positions (the attention bias), residual pooling and widening in the attention, exported
+    if fmt == "onnx":
+        _onnxruntime()
+    model = build_model(load_config(str(ROOT / "configs/synthetic/MVITv2_TINY.yaml")))
+    assert model.blocks[0].attn.rel_pos_t is not None
+    diff, ran = export_model(model, CLIP, fmt, str(tmp_path / f"v2.{fmt}"))
+    assert ran and diff < 1e-4
+
+
 def test_a_variant_onnx_cannot_express_fails_naming_the_config_and_operator(tmp_path, capsys, export_tool):
     pytest.importorskip("onnx", reason="ONNX export needs onnx: pip install -e '.[onnx]'")
     pvt = str(ROOT / "configs/synthetic/MVIT_TINY_PVT.yaml")
