@@ -76,8 +76,9 @@ def read_checkpoint(path: Union[str, os.PathLike]) -> dict:
             f"checkpoints with torch.load(weights_only=True) only; re-save the weights as a plain state dict of "
             f"tensors from a trusted environment. ({str(err).splitlines()[0]})"
         ) from err
-    except (RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError) as err:
+        # KeyError, IndexError: the legacy unpickler reading a text file (e.g. "KeyError: 101" for a file of text)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict of tensors or a dict with 'model_state', got {type(obj).__name__}")
     return dict(obj)

@@ -31,7 +31,7 @@ def test_run_net_names_a_missing_dataset(tmp_path):
 
 def test_run_net_names_unknown_key():
     out = _run("--cfg", TINY, "--opts", "MVIT.NOT_A_KEY", "1")
-    assert out.returncode == 2
+    assert out.returncode == 1
     assert "MVIT.NOT_A_KEY" in out.stderr
 
 

@@ -14,7 +14,7 @@ printed. The video is then decoded once, streaming: memory does not grow with it
 decoding the video once more; with several videos, OUT is a folder that receives one VIDEO_NAME.mp4 per video.
 Class names come from --classnames (a file, or kinetics400 / kinetics600), else DATA.CLASSNAMES. The model runs on
 CUDA when available. A video that cannot be read is reported in one line on stderr and the others are still
-processed; the exit status is then 1 (2 for a bad config, checkpoint or class-name file).
+processed; the exit status is then 1, as for a bad config, checkpoint or class-name file.
 """
 
 import argparse
@@ -29,9 +29,9 @@ import _paths  # noqa: F401
 import av
 import torch
 
+from mvit_video import cli
 from mvit_video.annotate import annotate_video
-from mvit_video.checkpoint import CheckpointError
-from mvit_video.config import ConfigError, load_config
+from mvit_video.config import load_config
 from mvit_video.data.decoder import VideoDecodeError
 from mvit_video.engine.trainer import load_test_model
 from mvit_video.inference import Prediction, Timeline, predict, predict_timeline, resolve_classnames
@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="clips per forward pass (default TEST.BATCH_SIZE)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides of the config")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     check_args(parser, args)
     return args
@@ -140,11 +141,12 @@ def failure_reason(err: Exception) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg, model, names = load(args)
-    except (ConfigError, FileNotFoundError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: predict_videos(args), args.debug)
+
+
+def predict_videos(args: argparse.Namespace) -> int:
+    """Predicts every video; one that cannot be read is reported and the others go on. Returns the exit status."""
+    cfg, model, names = load(args)
     progress = sys.stderr.isatty()
     records, failed = [], 0
     for video in args.videos:

@@ -5,21 +5,24 @@ from typing import Dict, Iterable, List, Optional
 
 import simplejson
 
+from ..errors import import_optional
+
 
 class StatsWriter:
-    """Appends records to ``stats.jsonl`` (a resumed run continues the same file) and mirrors scalars to TensorBoard."""
+    """Appends records to ``stats.jsonl`` (a resumed run continues the same file) and mirrors scalars to TensorBoard.
+
+    Raises:
+        MissingPackageError: ``tensorboard_dir`` is given and tensorboard is not installed.
+    """
 
     def __init__(self, output_dir: str, tensorboard_dir: Optional[str] = None) -> None:
         os.makedirs(output_dir, exist_ok=True)
         self.path = os.path.join(output_dir, "stats.jsonl")
         self.tb = None
         if tensorboard_dir:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as err:
-                raise RuntimeError(
-                    "TENSORBOARD.ENABLE is set but tensorboard is not installed: pip install tensorboard"
-                ) from err
+            import_optional("tensorboard", "tensorboard", "TENSORBOARD.ENABLE")
+            from torch.utils.tensorboard import SummaryWriter
+
             self.tb = SummaryWriter(tensorboard_dir)
 
     def write(self, record: Dict, step: Optional[int] = None) -> None:

@@ -162,14 +162,14 @@ def train(cfg: CfgNode) -> dict:
     Returns:
         The last epoch's training statistics and the last validation summary (on rank 0).
     """
-    dist = init_distributed(cfg.NUM_GPUS)
+    dist = init_distributed(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
     seed_everything(cfg.RNG_SEED + dist.rank)
     model, optimizer, scaler, start_epoch = _build_training(cfg, dist)
     net = DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda" else None) \
         if dist.world_size > 1 else model
     train_set = build_dataset(cfg, "train")
     val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
-    schedule = build_lr_schedule(cfg, dist.world_size)
+    schedule = build_lr_schedule(cfg)
     step_cfg = _step_config(cfg, dist.device)
     mixup = _mixup(cfg, dist.rank)
     batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
@@ -239,7 +239,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     Returns:
         The results summary (top1, top5, clip_top1, num_videos, num_views, per-class accuracy, failed videos).
     """
-    dist = init_distributed(cfg.NUM_GPUS)
+    dist = init_distributed(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
     model = load_test_model(cfg, dist.device)
     if view_transform is None and cfg.TEST.SHUFFLE_FRAMES:
         view_transform = FrameShuffle("shuffle", cfg.RNG_SEED)
