@@ -11,6 +11,7 @@ processes find each other in one of two ways:
 NCCL is used on GPUs, gloo on the CPU, through the same code.
 """
 
+import functools
 import logging
 import os
 import socket
@@ -57,6 +58,12 @@ class ShardLaunch:
         return self.shard_id * self.procs_per_shard + local_rank
 
 
+@functools.lru_cache(maxsize=None)
+def _warn_cpu_fallback() -> None:
+    # once per process: the launch and every init_distributed ask again
+    logger.warning("NUM_GPUS is 1 but no GPU is visible: running on the CPU (NUM_GPUS 0 says so)")
+
+
 def use_cuda(num_gpus: int) -> bool:
     """Whether NUM_GPUS asks for GPUs that this machine has.
 
@@ -72,7 +79,7 @@ def use_cuda(num_gpus: int) -> bool:
         return False
     available = torch.cuda.device_count()
     if available == 0 and num_gpus == 1:
-        logger.warning("NUM_GPUS is 1 but no GPU is visible: running on the CPU (NUM_GPUS 0 says so)")
+        _warn_cpu_fallback()
         return False
     if num_gpus > available:
         seen = "no GPU is" if available == 0 else f"only {available} GPU{'s are' if available > 1 else ' is'}"
@@ -131,16 +138,18 @@ def _join(spec: ShardLaunch, local_rank: int) -> None:
 
 
 def _worker(local_rank: int, spec: ShardLaunch, job: Callable, args: Sequence, outcomes) -> None:
-    # The exception itself goes back to the parent, so that an error in a child is reported as the same error.
+    # The exception itself goes back to the parent, so that an error in a child is reported as the same error; it is
+    # queued before the process group closes, so that it comes before the errors of the processes waiting on this one.
     try:
         _join(spec, local_rank)
         outcome = ("ok", job(*args))
     except Exception as err:  # noqa: BLE001 (handed to the parent, which raises it)
         outcome = ("error", err, traceback.format_exc())
+    try:
+        if local_rank == 0 or outcome[0] == "error":
+            outcomes.put((local_rank, outcome))
     finally:
         shutdown()
-    if local_rank == 0 or outcome[0] == "error":
-        outcomes.put((local_rank, outcome))
 
 
 def launch(job: Callable, args: Sequence, spec: ShardLaunch) -> Any:
