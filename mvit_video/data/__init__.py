@@ -29,6 +29,8 @@ def build_train_transform(cfg: CfgNode) -> TrainTransform:
     """The training augmentation described by DATA.* and AUG.* (see TrainTransform for the order of steps)."""
     data, aug = cfg.DATA, cfg.AUG
     use_rand_augment = aug.ENABLE and bool(aug.AA_TYPE)
+    # timm's rule, as PySlowFast's ImageNet pipeline: colour jitter only when there is no RandAugment.
+    color_jitter = aug.COLOR_JITTER if aug.ENABLE and not aug.AA_TYPE else 0.0
     return TrainTransform(
         crop_size=data.TRAIN_CROP_SIZE,
         mean=data.MEAN,
@@ -40,6 +42,8 @@ def build_train_transform(cfg: CfgNode) -> TrainTransform:
         rand_augment=parse_rand_augment(aug.AA_TYPE) if use_rand_augment else None,
         erase_prob=aug.RE_PROB if aug.ENABLE else 0.0,
         erase_mode=aug.RE_MODE,
+        interpolation=aug.INTERPOLATION,
+        color_jitter=color_jitter,
     )
 
 
