@@ -55,6 +55,11 @@ def build_eval_transform(cfg: CfgNode, split: str) -> EvalTransform:
     return EvalTransform(short_side, cfg.DATA.TEST_CROP_SIZE, num_crops, cfg.DATA.MEAN, cfg.DATA.STD)
 
 
+def has_split(data_dir: str, split: str) -> bool:
+    """Whether ``data_dir`` holds ``split`` in either layout: ``{split}.csv`` or a ``{split}/`` folder."""
+    return os.path.isfile(os.path.join(data_dir, f"{split}.csv")) or os.path.isdir(os.path.join(data_dir, split))
+
+
 def build_records(cfg: CfgNode, split: str) -> List[VideoRecord]:
     """The videos and labels of ``split`` under DATA.PATH_TO_DATA_DIR, in the layout DATA.LAYOUT.
 
@@ -111,6 +116,7 @@ __all__ = [
     "build_eval_transform",
     "build_records",
     "build_train_transform",
+    "has_split",
     "collate_clips",
     "collate_views",
     "load_classnames",

@@ -14,9 +14,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
-from ..data import build_dataset, load_classnames
+from ..data import build_dataset, has_split, load_classnames
+from ..data.frame_order import FrameShuffle
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
@@ -116,11 +116,6 @@ def _classnames(cfg: CfgNode):
     return load_classnames(cfg.DATA.CLASSNAMES)
 
 
-def _has_split(cfg: CfgNode, split: str) -> bool:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    return os.path.exists(os.path.join(root, f"{split}.csv")) or os.path.isdir(os.path.join(root, split))
-
-
 def _build_training(cfg: CfgNode, dist: DistInfo):
     model = build_model(cfg).to(dist.device)
     if cfg.MODEL.ACT_CHECKPOINT:
@@ -168,7 +163,7 @@ def train(cfg: CfgNode) -> dict:
     net = DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda" else None) \
         if dist.world_size > 1 else model
     train_set = build_dataset(cfg, "train")
-    val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
+    val_set = build_dataset(cfg, "val") if has_split(cfg.DATA.PATH_TO_DATA_DIR, "val") else None
     schedule = build_lr_schedule(cfg)
     step_cfg = _step_config(cfg, dist.device)
     mixup = _mixup(cfg, dist.rank)
