@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Exports a model for a fixed clip size and checks the export against the eager model.
 
-    tools/export.py --cfg FILE --checkpoint PATH --format torchscript|onnx --out FILE [--no-check] [--opts KEY VALUE ...]
+    tools/export.py --cfg FILE --checkpoint PATH --format torchscript|onnx --out FILE [--no-check]
+                    [--opts KEY VALUE ...]
 
 The clip size is the config's training size (DATA.NUM_FRAMES x DATA.TRAIN_CROP_SIZE^2), batch 1. After exporting, the
 exported model runs on a random clip (TorchScript in torch; ONNX in onnxruntime, installed by

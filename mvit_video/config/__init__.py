@@ -30,7 +30,9 @@ def _normalise(value):
 
 
 # What makes a network single-scale: MODEL.ARCH "vit" is MViT with none of these set.
-_VIT_EMPTY_KEYS = ("DIM_MUL", "HEAD_MUL", "POOL_Q_STRIDE", "POOL_KV_STRIDE", "POOL_KV_STRIDE_ADAPTIVE", "POOL_KVQ_KERNEL")
+_VIT_EMPTY_KEYS = (
+    "DIM_MUL", "HEAD_MUL", "POOL_Q_STRIDE", "POOL_KV_STRIDE", "POOL_KV_STRIDE_ADAPTIVE", "POOL_KVQ_KERNEL"
+)
 
 
 def _check_vit(cfg: CfgNode, source: str) -> None:
