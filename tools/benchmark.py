@@ -6,8 +6,8 @@
     tools/benchmark.py variants [--cfgs FILE ...] [--runs 7]
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
-``model``: forward passes of this MViT and of torchvision's mvit_v1_b, loaded with the same weights, on the same
-input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
+``model``: forward passes of this MViT and of torchvision's MViT built with the same blocks (mvit_v1_b for MViT-B
+16x4, mvit_v2_s for MViTv2-S 16x4), loaded with the same weights, on the same input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
 of a large matmul on the same device. On CUDA it also measures bf16 autocast and peak memory.
 
 ``train``: training steps (forward, loss, backward, AdamW step) of this MViT and of torchvision's MViT class built
@@ -75,7 +75,8 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, 
 
 
 def torchvision_peer(cfg) -> torch.nn.Module:
-    """torchvision's MViT class with the blocks of ``cfg`` (mvit_v1_b itself for MVIT_B_16x4)."""
+    """torchvision's MViT class with the blocks of ``cfg`` (mvit_v1_b itself for MVIT_B_16x4, mvit_v2_s for
+    MVITv2_S_16x4). torchvision has one switch for both relative tables."""
     from torchvision.models.video.mvit import MSBlockConfig, MViT
 
     ours = build_model(cfg)
@@ -96,10 +97,10 @@ def torchvision_peer(cfg) -> torch.nn.Module:
         spatial_size=(cfg.DATA.TRAIN_CROP_SIZE,) * 2,
         temporal_size=cfg.DATA.NUM_FRAMES,
         block_setting=blocks,
-        residual_pool=False,
+        residual_pool=cfg.MVIT.RESIDUAL_POOLING,
         residual_with_cls_embed=False,
-        rel_pos_embed=False,
-        proj_after_attn=False,
+        rel_pos_embed=cfg.MVIT.REL_POS_SPATIAL and cfg.MVIT.REL_POS_TEMPORAL,
+        proj_after_attn=cfg.MVIT.DIM_MUL_IN_ATT,
         dropout=cfg.MODEL.DROPOUT_RATE,
         stochastic_depth_prob=cfg.MVIT.DROPPATH_RATE,
         num_classes=cfg.MODEL.NUM_CLASSES,
@@ -141,7 +142,7 @@ def _report(name, dtype, ours, reference, x, gmacs, args, device) -> None:
     t_ours, t_ref = alternate([lambda: run(ours), lambda: run(reference)], args.runs, args.warmup, device)
     peak = matmul_peak_gflops(device, dtype or torch.float32)
     achieved = 2 * gmacs * args.batch / t_ours
-    print(f"[{name}] mvit_video: {t_ours * 1e3:.1f} ms   torchvision mvit_v1_b: {t_ref * 1e3:.1f} ms   "
+    print(f"[{name}] mvit_video: {t_ours * 1e3:.1f} ms   torchvision MViT: {t_ref * 1e3:.1f} ms   "
           f"speed-up: {t_ref / t_ours:.2f}x   max |logit diff|: {diff:.2e}")
     print(f"[{name}] mvit_video achieves {achieved:.0f} GFLOP/s ({gmacs:.2f} GMACs per clip); "
           f"large-matmul peak {peak:.0f} GFLOP/s ({achieved / peak:.0%} of peak)")
