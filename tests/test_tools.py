@@ -52,9 +52,11 @@ def test_run_net_refuses_a_checkpoint_of_other_classes_without_drop_head(tmp_pat
     assert "TRAIN.CHECKPOINT_DROP_HEAD True" in out.stderr
 
 
-def test_run_net_takes_pyslowfast_positional_overrides_and_opts_alike():
-    out = _run("--cfg", TINY, "SOLVER.MAX_EPOCH", "3", "TRAIN.BATCH_SIZE", "2", "--dry-run", "--opts",
-               "SOLVER.OPTIMIZING_METHOD", "sgd")
+def test_run_net_takes_pyslowfast_positional_overrides_and_opts_alike(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text(f"{split}/a.mp4 0\n")
+    out = _run("--cfg", TINY, "SOLVER.MAX_EPOCH", "3", "DATA.PATH_TO_DATA_DIR", str(tmp_path), "TRAIN.BATCH_SIZE", "2",
+               "--dry-run", "--opts", "SOLVER.OPTIMIZING_METHOD", "sgd")
     assert out.returncode == 0, out.stderr
     assert "train MViT for 3 epochs" in out.stdout and "batch 2, sgd" in out.stdout
 
