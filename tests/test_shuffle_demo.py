@@ -94,8 +94,12 @@ def test_vit_tiny_is_the_tiny_mvit_without_pooling():
     # the inspection sees pooling and widening where they are
     assert any(b.attn.pool_q is not None for b in mvit.blocks) and all(b.attn.pool_k is not None for b in mvit.blocks)
     assert len({w for pair in _widths(mvit) for w in pair}) == 3
+    grids = []
+    for block in vit.blocks:
+        block.register_forward_hook(lambda module, args, out: grids.append((tuple(out[0].shape), tuple(out[1]))))
     with torch.no_grad():  # every block keeps the full 4 x 14 x 14 grid and the class token
-        assert vit.forward_features(torch.zeros(1, 3, 8, 112, 112)).shape == (1, 1 + 4 * 14 * 14, 144)
+        vit(torch.zeros(1, 3, 8, 112, 112))
+    assert grids == [((1, 1 + 4 * 14 * 14, 144), (4, 14, 14))] * len(vit.blocks)
     n_mvit, n_vit = (sum(p.numel() for p in m.parameters()) for m in (mvit, vit))
     assert 0.8 < n_vit / n_mvit < 1.2  # comparable parameter counts (widths 48-192 vs 144)
 

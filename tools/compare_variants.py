@@ -4,7 +4,7 @@
     tools/compare_variants.py [--configs A.yaml B.yaml ...] [--out-dir output/variants] [--repeats 1] [--skip-train]
                               [--opts KEY VALUE ...]
 
-For each config (default: configs/synthetic/MVIT_TINY.yaml, then MVIT_TINY_{PEG,ELSA,CEIT,PVT}.yaml) in turn: trains it
+For each config (default: configs/synthetic/MVIT_TINY.yaml, then MVIT_TINY_{PEG,ELSA,CEIT,PVT}.yaml and MVITv2_TINY.yaml) in turn: trains it
 in OUT_DIR/<config stem, lowercased> with the same --opts and the same RNG_SEED (resuming there as tools/run_net.py
 does), timing the wall time of the training call (its validation included); runs the multi-view test
 (OUTPUT_DIR/test_results.json) and the frame-shuffle probe of tools/frame_shuffle_eval.py (OUTPUT_DIR/frame_shuffle.json)
@@ -30,7 +30,9 @@ from mvit_video.analysis.variant_comparison import compare, format_table
 from mvit_video.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIGS = [f"configs/synthetic/MVIT_TINY{suffix}.yaml" for suffix in ("", "_PEG", "_ELSA", "_CEIT", "_PVT")]
+DEFAULT_CONFIGS = [f"configs/synthetic/MVIT_TINY{suffix}.yaml" for suffix in ("", "_PEG", "_ELSA", "_CEIT", "_PVT")] + [
+    "configs/synthetic/MVITv2_TINY.yaml"
+]
 DEFAULT_OUT_DIR = "output/variants"
 
 
