@@ -349,7 +349,9 @@ class MViT(nn.Module):
             return self.norm(self.readout(class_tokens))[:, 0]
         if self.use_mean_pooling:
             return self.norm((x[:, 1:] if self.cls_embed_on else x).mean(dim=1))
-        return self.norm(x[:, 0]) if self.cls_embed_on else self.norm(x).mean(dim=1)
+        # every token is normalised before the class token is taken, as in the reference (and in its FLOP count)
+        x = self.norm(x)
+        return x[:, 0] if self.cls_embed_on else x.mean(dim=1)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Feature (B, C) -> logits (B, num_classes)."""
