@@ -33,7 +33,7 @@ PINNED = {
     "K400/MVITv2_B_32x3.yaml": (51_230_128, 225.17),
     "K400/MVITv2_L_40x3_test.yaml": (213_390_112, None),
     "K600/MVIT_B_16x4.yaml": (36_764_472, 70.80),
-    "K600/MVIT_B_32x3.yaml": (36_765_240, 170.36),
+    "K600/MVIT_B_32x3.yaml": (36_765_240, 170.37),
     "K600/MVIT_B_24_32x3.yaml": (53_269_080, 236.31),
     "synthetic/MVIT_TINY.yaml": (1_715_676, 0.2572),
     "synthetic/MVIT_TINY_FINETUNE.yaml": (1_714_132, 0.2572),
