@@ -151,8 +151,9 @@ def _scan_output(path: str) -> Tuple[int, int]:
     frames, gap, longest = 0, 0, 0
     try:
         with av.open(path) as container:
-            stream = container.streams.video[0]
-            for packet in container.demux(stream):
+            if not container.streams.video:
+                raise PrepareError("output has no video stream")
+            for packet in container.demux(container.streams.video[0]):
                 if packet.size:
                     gap = 1 if packet.is_keyframe else gap + 1
                     longest = max(longest, gap)
@@ -294,6 +295,14 @@ def _record(job: PrepareJob, result: PrepareResult, out_dir: str) -> dict:
             "frames": result.frames, "settings": asdict(job.settings)}
 
 
+def _end_line(log) -> None:
+    """Ends a record cut off by an interrupted run, so that the next record starts on a line of its own."""
+    if log.tell() > 0:
+        log.seek(log.tell() - 1)
+        if log.read(1) != "\n":
+            log.write("\n")
+
+
 def read_records(out_dir: str) -> Dict[str, dict]:
     """The verified outputs of earlier runs, by output path relative to ``out_dir`` (a cut-off last line is
     ignored)."""
@@ -413,7 +422,8 @@ def prepare_dataset(inputs: Sequence[str], out_dir: str, settings: EncodeSetting
         else:
             results[job.source] = done
     by_source = {job.source: job for job in todo}
-    with open(os.path.join(out_dir, RECORDS), "a", encoding="utf-8") as log:
+    with open(os.path.join(out_dir, RECORDS), "a+", encoding="utf-8") as log:
+        _end_line(log)
         for result in _run(todo, workers, progress):
             results[result.source] = result
             if result.ok:  # recorded at once, so that an interrupted run keeps what it finished
