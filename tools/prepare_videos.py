@@ -28,6 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", help="Kinetics-style CSV files (path label) and/or folders of videos")
     parser.add_argument("--out", required=True, help="output folder (created; an earlier run there is resumed)")
     parser.add_argument("--short-side", type=int, default=320, help="short side of the outputs, pixels (even)")
+    parser.add_argument("--no-upscale", action="store_true",
+                        help="keep the size of videos whose short side is already below --short-side")
     parser.add_argument("--keyint", type=int, default=16, help="at most this many frames from keyframe to keyframe")
     parser.add_argument("--fps", type=float, default=None, help="output frame rate (default: the source's)")
     parser.add_argument("--crf", type=int, default=18, help="x264 constant rate factor (lower: larger, better)")
@@ -69,7 +71,7 @@ def print_timing(report: PrepareReport, clip: ClipSpec, clips: int, backend) -> 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    settings = EncodeSettings(args.short_side, args.keyint, args.fps, args.crf, args.preset)
+    settings = EncodeSettings(args.short_side, args.keyint, args.fps, args.crf, args.preset, not args.no_upscale)
     try:
         frames, rate = (int(part) for part in args.clip.lower().split("x"))
         report = prepare_dataset(args.inputs, args.out, settings, args.workers, args.separator, args.prefix,

@@ -48,6 +48,7 @@ class EncodeSettings:
     fps: Optional[float] = None  # None: the source's rate
     crf: int = 18
     preset: str = "veryfast"
+    upscale: bool = True  # False: a video already no larger than short_side keeps its size
 
     def check(self) -> None:
         """Raises ValueError for an odd or tiny short side (yuv420p needs even sides), a keyint < 1 or fps <= 0."""
@@ -83,8 +84,11 @@ class PrepareResult:
         return not self.reason
 
 
-def output_size(width: int, height: int, short_side: int) -> Tuple[int, int]:
-    """``(width, height)`` with the short side at ``short_side`` and the long one scaled to match, rounded to even."""
+def output_size(width: int, height: int, short_side: int, upscale: bool = True) -> Tuple[int, int]:
+    """``(width, height)`` with the short side at ``short_side`` (or kept, if smaller and not ``upscale``) and the
+    long one scaled to match, rounded to even."""
+    if not upscale:
+        short_side = min(short_side, 2 * (min(width, height) // 2))
     scale = short_side / min(width, height)
     long_side = max(2, 2 * round(max(width, height) * scale / 2))
     return (long_side, short_side) if width >= height else (short_side, long_side)
@@ -117,7 +121,7 @@ def encode_video(source: str, output: str, info: VideoInfo, settings: EncodeSett
     Raises:
         PrepareError: the source does not decode to the end.
     """
-    size = output_size(info.width, info.height, settings.short_side)
+    size = output_size(info.width, info.height, settings.short_side, settings.upscale)
     source_rate, rate = _frame_rate(info, settings)
     ratio = rate / source_rate
     decoded = written = 0

@@ -159,6 +159,9 @@ def test_output_size_scales_the_short_side_and_keeps_sides_even():
     assert output_size(1280, 720, 320) == (568, 320)
     assert output_size(720, 1280, 320) == (320, 568)
     assert output_size(176, 144, 320) == (392, 320)
+    assert output_size(176, 144, 320, upscale=False) == (176, 144)
+    assert output_size(641, 273, 320, upscale=False) == (638, 272)
+    assert output_size(1280, 720, 320, upscale=False) == (568, 320)
 
 
 def test_command_line_lists_failures_and_exits_1(dataset, tmp_path, capsys):
