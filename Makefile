@@ -18,10 +18,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # Generates the synthetic dataset unless data/synthetic/dataset.json says it is complete and made by this generator
-# version (an older set is regenerated), then trains and tests the tiny MViT on it.
+# version (an older set is regenerated), then trains and tests the tiny MViT on it. One torch thread: the loader's
+# workers decode on the other core, and two OpenMP threads that the workers keep preempting spin instead of working.
 demo: $(STAMP)
 	$(PY) tools/make_synthetic_dataset.py --out $(DATA) --if-stale
-	$(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml
+	OMP_NUM_THREADS=1 $(PY) tools/run_net.py --cfg configs/synthetic/MVIT_TINY.yaml
 
 # The MViT paper's Table 9 on the synthetic dataset: trains the tiny MViT and the tiny ViT on the same budget (resuming
 # in output/demo and output/vit_tiny), frame-shuffle probes both and prints them side by side (output/shuffle_demo.json).
