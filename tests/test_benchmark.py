@@ -60,3 +60,14 @@ def test_train_with_data_compares_loader_and_model_with_model_only(benchmark, ca
     assert rates and all(float(value) > 0 for value in rates.groups())
     cpu = re.search(r"CPU ms per clip: data \(decode \+ transform\) ([\d.]+), model step ([\d.]+)", out)
     assert cpu and float(cpu.group(1)) > 0 and float(cpu.group(2)) > 0
+
+
+def test_gpu_peer_of_mvit_b_16x4_is_torchvisions_mvit_v1_b(benchmark):
+    from torchvision.models.video import mvit_v1_b
+
+    from mvit_video.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    peer = benchmark.gpu_peer(load_config(str(root / "configs/K400/MVIT_B_16x4.yaml")))
+    shapes = {name: tuple(t.shape) for name, t in peer.state_dict().items()}
+    assert shapes == {name: tuple(t.shape) for name, t in mvit_v1_b().state_dict().items()}
