@@ -8,8 +8,8 @@ per clip from a generator seeded by ``(seed, split, clip index)``: a seed gives 
 of worker processes.
 
 The clips are real H.264 .mp4 files (PyAV, libx264, yuv420p, a keyframe every 16 frames, with encoder settings
-that make the bytes reproducible), listed in Kinetics-style ``train.csv`` / ``val.csv`` / ``test.csv`` files with paths relative to
-the dataset folder, next to a ``classnames.txt``.
+that make the bytes reproducible), listed in Kinetics-style ``train.csv`` / ``val.csv`` / ``test.csv`` files with
+paths relative to the dataset folder, next to a ``classnames.txt``.
 """
 
 import json
