@@ -115,6 +115,12 @@ def _open_output(path: str, size: Tuple[int, int], rate: Fraction, settings: Enc
     return container, stream
 
 
+def _picture_stream(container):
+    """The first video stream that is not cover art (the stream the decoder's frame count is about)."""
+    pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    return (pictures or list(container.streams.video))[0]
+
+
 def encode_video(source: str, output: str, info: VideoInfo, settings: EncodeSettings) -> int:
     """Re-encodes ``source`` (probed as ``info``) into ``output`` (an .mp4); returns the source frames decoded.
 
@@ -126,7 +132,7 @@ def encode_video(source: str, output: str, info: VideoInfo, settings: EncodeSett
     ratio = rate / source_rate
     decoded = written = 0
     with av.open(source, metadata_errors="ignore") as src:
-        stream = src.streams.video[0]
+        stream = _picture_stream(src)
         stream.codec_context.thread_count = 1
         out, out_stream = _open_output(output, size, rate, settings)
         with out:
