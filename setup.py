@@ -1,14 +1,18 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 README = Path(__file__).with_name("README.md")
+# One version, mvit_video.__version__, read without importing the package (its dependencies may not be installed yet).
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path(__file__).with_name("mvit_video").joinpath("__init__.py")
+                    .read_text(), re.M).group(1)
 # mvit_video.export writes ONNX opset 17, which these versions read and run.
 ONNX = ["onnx>=1.14", "onnxruntime>=1.16"]
 
 setup(
     name="mvit_video",
-    version="0.1.0",
+    version=VERSION,
     description="Multiscale Vision Transformers for video recognition: paper-exact models, exact checkpoint loading, "
     "frame-exact data loading.",
     long_description=README.read_text() if README.exists() else "",

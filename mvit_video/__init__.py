@@ -2,13 +2,17 @@
 
 For notebooks::
 
-    from mvit_video import predict, predict_timeline
-    prediction = predict("video.mp4", model, cfg, topk=5)      # prediction.labels, prediction.scores
-    timeline = predict_timeline("long.mp4", model, cfg, window=2.0, stride=1.0)
+    import mvit_video
+    loaded = mvit_video.load_model("mvitv2_s_16x4_k400")     # a registry name, a checkpoint file or a URL
+    prediction = mvit_video.predict("video.mp4", loaded, topk=5)   # prediction.labels, prediction.scores
+    timeline = mvit_video.predict_timeline("long.mp4", loaded, None, window=2.0, stride=1.0)
+    # loaded.model (eval mode), loaded.cfg, loaded.classnames, loaded.transform (the eval transform)
 """
 
 import importlib
 from typing import Any
+
+__version__ = "0.1.0"
 
 # Imported on first use: they pull in torch, torchvision and PyAV, which ``import mvit_video.config`` should not.
 _LAZY = {
@@ -17,9 +21,11 @@ _LAZY = {
     "predict": "inference",
     "predict_timeline": "inference",
     "annotate_video": "annotate",
+    "LoadedModel": "pretrained",
+    "load_model": "pretrained",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,7 @@ from .data.multiview import MultiViewTestDataset, union_positions
 from .data.streaming import ClipStream, iter_frames
 from .data.transforms import EvalTransform
 from .engine.meters import check_ensemble_method
+from .pretrained import LoadedModel
 
 Video = Union[str, os.PathLike, torch.Tensor, np.ndarray]
 ClassNames = Union[str, os.PathLike, Sequence[str], None]
@@ -180,10 +181,19 @@ def resolve_classnames(classnames: ClassNames, default: str, num_classes: int) -
     return names
 
 
+def _unpack(model, cfg: Optional[CfgNode], classnames: ClassNames) -> Tuple[nn.Module, CfgNode, ClassNames]:
+    """A :class:`LoadedModel` brings its own config and class names; the arguments, when given, still win."""
+    if isinstance(model, LoadedModel):
+        return model.model, cfg or model.cfg, model.classnames if classnames is None else classnames
+    if cfg is None:
+        raise TypeError("cfg is required unless model is a LoadedModel (mvit_video.load_model)")
+    return model, cfg, classnames
+
+
 def predict(
     video: Video,
-    model: nn.Module,
-    cfg: CfgNode,
+    model: Union[nn.Module, LoadedModel],
+    cfg: Optional[CfgNode] = None,
     topk: int = 5,
     classnames: ClassNames = None,
     num_clips: Optional[int] = None,
@@ -194,7 +204,8 @@ def predict(
 
     Args:
         video: a file, or frames ``(T, H, W, 3)`` (uint8 0..255 or float 0..1), RGB.
-        model: returns logits ``(B, num_classes)``; run on its own device, in eval mode (restored afterwards).
+        model: returns logits ``(B, num_classes)``; run on its own device, in eval mode (restored afterwards). Or
+            what :func:`mvit_video.load_model` returns, which brings ``cfg`` and the class names.
         cfg: the configuration the model was trained with (clip size, crops, DATA.CLASSNAMES).
         topk: how many classes to return.
         classnames: overrides DATA.CLASSNAMES (see :func:`resolve_classnames`).
@@ -207,6 +218,7 @@ def predict(
         VideoDecodeError: the file cannot be read. ValueError/TypeError: frames of the wrong shape or type, a bad
         ``topk``, or class names that do not match the model. FileNotFoundError: unknown class-name file.
     """
+    model, cfg, classnames = _unpack(model, cfg, classnames)
     _check_topk(topk)
     settings = view_settings(cfg, num_clips, batch_size)
     views = _multiview(video, settings, _tensor_fps(fps, cfg))  # (V, 3, T, S, S)
@@ -217,8 +229,8 @@ def predict(
 
 def predict_timeline(
     video: Video,
-    model: nn.Module,
-    cfg: CfgNode,
+    model: Union[nn.Module, LoadedModel],
+    cfg: Optional[CfgNode],
     window: float,
     stride: Optional[float] = None,
     topk: int = 5,
@@ -239,6 +251,7 @@ def predict_timeline(
         ValueError: a non-positive window or stride, or a stride longer than the window; and as :func:`predict`.
         VideoDecodeError: the file cannot be read, or it breaks before its last window.
     """
+    model, cfg, classnames = _unpack(model, cfg, classnames)
     _check_topk(topk)
     settings = view_settings(cfg, 1, batch_size)
     frames, num_frames, fps, name = _frame_source(video, _tensor_fps(fps, cfg))

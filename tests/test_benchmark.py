@@ -62,12 +62,13 @@ def test_train_with_data_compares_loader_and_model_with_model_only(benchmark, ca
     assert cpu and float(cpu.group(1)) > 0 and float(cpu.group(2)) > 0
 
 
-def test_gpu_peer_of_mvit_b_16x4_is_torchvisions_mvit_v1_b(benchmark):
-    from torchvision.models.video import mvit_v1_b
+@pytest.mark.parametrize("config, builder", [("MVIT_B_16x4", "mvit_v1_b"), ("MVITv2_S_16x4", "mvit_v2_s")])
+def test_gpu_benchmark_peers_are_torchvisions_mvit_v1_b_and_mvit_v2_s(benchmark, config, builder):
+    import torchvision.models.video as video
 
     from mvit_video.config import load_config
 
-    root = Path(__file__).resolve().parents[1]
-    peer = benchmark.gpu_peer(load_config(str(root / "configs/K400/MVIT_B_16x4.yaml")))
-    shapes = {name: tuple(t.shape) for name, t in peer.state_dict().items()}
-    assert shapes == {name: tuple(t.shape) for name, t in mvit_v1_b().state_dict().items()}
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / f"configs/K400/{config}.yaml"))
+    assert benchmark._is_mvit_v2(cfg) == (builder == "mvit_v2_s")
+    shapes = {name: tuple(t.shape) for name, t in benchmark.torchvision_peer(cfg).state_dict().items()}
+    assert shapes == {name: tuple(t.shape) for name, t in getattr(video, builder)().state_dict().items()}

@@ -16,11 +16,18 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "tools/run_net.py"), *args], capture_output=True, text=True)
 
 
-def test_run_net_dry_run_prints_model_and_plan():
-    out = _run("--cfg", TINY, "--dry-run", "--opts", "SOLVER.MAX_EPOCH", "3")
+def test_run_net_dry_run_prints_model_and_plan(tmp_path):
+    # --dry-run also reads the annotation files: two listed videos (not there) and the data folder's class names.
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text(f"{split}/a.mp4 0\n{split}/b.mp4 11\n")
+    (tmp_path / "classnames.txt").write_text("".join(f"c{i}\n" for i in range(12)))
+    out = _run("--cfg", TINY, "--dry-run", "--opts", "SOLVER.MAX_EPOCH", "3", "DATA.PATH_TO_DATA_DIR", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "1,715,676 params" in out.stdout
     assert "train MViT for 3 epochs" in out.stdout
+    assert f"data: 12 classes (c0, c1, c2, c3, c4, c5, c6, c7, ...) from {tmp_path / 'classnames.txt'}" in out.stdout
+    assert "data: train: 2 videos of 2 classes; 2 listed files do not exist" in out.stdout
+    assert "data: val: none" in out.stdout
 
 
 def test_run_net_names_a_missing_dataset(tmp_path):
@@ -39,7 +46,7 @@ def test_run_net_refuses_a_checkpoint_of_other_classes_without_drop_head(tmp_pat
     ckpt = tmp_path / "twelve_classes.pyth"
     save_checkpoint(ckpt, build_model(load_config(TINY)).state_dict())
     out = _run("--cfg", TINY, "--opts", "MODEL.NUM_CLASSES", "4", "TRAIN.CHECKPOINT_FILE_PATH", str(ckpt),
-               "OUTPUT_DIR", str(tmp_path / "run"))
+               "OUTPUT_DIR", str(tmp_path / "run"), "DATA.PATH_TO_DATA_DIR", str(tmp_path / "no_data"))
     assert out.returncode == 1
     assert "shape of head.projection.weight: checkpoint (12, 192) vs model (4, 192)" in out.stderr
     assert "TRAIN.CHECKPOINT_DROP_HEAD True" in out.stderr

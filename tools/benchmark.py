@@ -8,8 +8,8 @@
     tools/benchmark.py variants [--cfgs FILE ...] [--runs 7]
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
-``model``: forward passes of this MViT and of torchvision's mvit_v1_b, loaded with the same weights, on the same
-input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
+``model``: forward passes of this MViT and of torchvision's MViT built with the same blocks (mvit_v1_b for MViT-B
+16x4, mvit_v2_s for MViTv2-S 16x4), loaded with the same weights, on the same input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
 of a large matmul on the same device. On CUDA it also measures bf16 autocast and peak memory.
 
 ``train``: training steps (forward, loss, backward, AdamW step) of this MViT and of torchvision's MViT class built
@@ -82,9 +82,9 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, 
     return 2 * n**3 / seconds / 1e9
 
 
-def torchvision_peer(cfg, v2: bool = False) -> torch.nn.Module:
-    """torchvision's MViT class with the blocks of ``cfg`` (mvit_v1_b itself for MVIT_B_16x4); ``v2``: with
-    relative positions, residual pooling and the projection after attention, as mvit_v2_s."""
+def torchvision_peer(cfg) -> torch.nn.Module:
+    """torchvision's MViT class with the blocks of ``cfg`` (mvit_v1_b itself for MVIT_B_16x4, mvit_v2_s for
+    MVITv2_S_16x4). torchvision has one switch for both relative tables."""
     from torchvision.models.video.mvit import MSBlockConfig, MViT
 
     ours = build_model(cfg)
@@ -105,10 +105,10 @@ def torchvision_peer(cfg, v2: bool = False) -> torch.nn.Module:
         spatial_size=(cfg.DATA.TRAIN_CROP_SIZE,) * 2,
         temporal_size=cfg.DATA.NUM_FRAMES,
         block_setting=blocks,
-        residual_pool=v2,
+        residual_pool=cfg.MVIT.RESIDUAL_POOLING,
         residual_with_cls_embed=False,
-        rel_pos_embed=v2,
-        proj_after_attn=v2,
+        rel_pos_embed=cfg.MVIT.REL_POS_SPATIAL and cfg.MVIT.REL_POS_TEMPORAL,
+        proj_after_attn=cfg.MVIT.DIM_MUL_IN_ATT,
         dropout=cfg.MODEL.DROPOUT_RATE,
         stochastic_depth_prob=cfg.MVIT.DROPPATH_RATE,
         num_classes=cfg.MODEL.NUM_CLASSES,
@@ -150,7 +150,7 @@ def _report(name, dtype, ours, reference, x, gmacs, args, device) -> None:
     t_ours, t_ref = alternate([lambda: run(ours), lambda: run(reference)], args.runs, args.warmup, device)
     peak = matmul_peak_gflops(device, dtype or torch.float32)
     achieved = 2 * gmacs * args.batch / t_ours
-    print(f"[{name}] mvit_video: {t_ours * 1e3:.1f} ms   torchvision mvit_v1_b: {t_ref * 1e3:.1f} ms   "
+    print(f"[{name}] mvit_video: {t_ours * 1e3:.1f} ms   torchvision MViT: {t_ref * 1e3:.1f} ms   "
           f"speed-up: {t_ref / t_ours:.2f}x   max |logit diff|: {diff:.2e}")
     print(f"[{name}] mvit_video achieves {achieved:.0f} GFLOP/s ({gmacs:.2f} GMACs per clip); "
           f"large-matmul peak {peak:.0f} GFLOP/s ({achieved / peak:.0%} of peak)")
@@ -306,13 +306,7 @@ SDPA_KERNELS = {
 
 def _is_mvit_v2(cfg) -> bool:
     """Whether ``cfg`` asks for MViTv2's attention (relative positions, residual pooling)."""
-    return bool(cfg.MVIT.get("REL_POS_SPATIAL", False) or cfg.MVIT.get("RESIDUAL_POOLING", False))
-
-
-def gpu_peer(cfg) -> torch.nn.Module:
-    """torchvision's MViT with the blocks of ``cfg``, in mvit_v1_b's layout or, for an MViTv2 config, mvit_v2_s's
-    (mvit_v1_b / mvit_v2_s themselves for the MVIT_B_16x4 / MVITv2_S_16x4 configs)."""
-    return torchvision_peer(cfg, v2=_is_mvit_v2(cfg))
+    return bool(cfg.MVIT.REL_POS_SPATIAL or cfg.MVIT.RESIDUAL_POOLING)
 
 
 def sdpa_kernels(fn: Callable[[], object], device: torch.device) -> str:
@@ -387,7 +381,7 @@ def bench_gpu(args: argparse.Namespace) -> None:
     dtype = {"bf16": torch.bfloat16, "fp32": None}[args.dtype]
     torch.manual_seed(0)
     peer_name = f"torchvision MViT ({'v2' if _is_mvit_v2(cfg) else 'v1'} layout)"
-    models = [("mvit_video", build_model(cfg).to(device).train()), (peer_name, gpu_peer(cfg).to(device).train())]
+    models = [("mvit_video", build_model(cfg).to(device).train()), (peer_name, torchvision_peer(cfg).to(device).train())]
     x = torch.randn(args.batch, *_clip_size(cfg), device=device)
     labels = torch.randint(cfg.MODEL.NUM_CLASSES, (args.batch,), device=device)
     params = [sum(p.numel() for p in model.parameters()) for _, model in models]

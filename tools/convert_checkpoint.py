@@ -3,7 +3,10 @@
 
     tools/convert_checkpoint.py IN OUT [--cfg FILE [--opts KEY VALUE ...]]
 
-With --cfg, the result is also loaded strictly into the model the config builds, so a mismatch is found now.
+IN is a file, an http(s) URL or a registry name (downloads are cached, see mvit_video.hub).
+
+With --cfg, the result is first loaded strictly into the model the config builds, and OUT is written only if it fits.
+OUT is written whole or not at all, with its SHA-256 in OUT.sha256.
 """
 
 import argparse
@@ -11,25 +14,27 @@ import sys
 
 import _paths  # noqa: F401
 
-from mvit_video.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
+from mvit_video.checkpoint import CheckpointError, convert_checkpoint
 from mvit_video.config import load_config
+from mvit_video.hub import resolve_checkpoint
 from mvit_video.models import build_model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("src", help="checkpoint to read (weights-only files only)")
+    parser.add_argument("src", help="checkpoint to read (weights-only files only): a file, an http(s) URL or a "
+                                    "registry name")
     parser.add_argument("dst", help="where to write the converted checkpoint")
     parser.add_argument("--cfg", help="config of the model the checkpoint must fit")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args()
     try:
-        fmt = convert_checkpoint(args.src, args.dst)
-        print(f"{args.src}: {fmt} layout -> {args.dst} (mvit_video layout)")
+        model = build_model(load_config(args.cfg, args.opts)) if args.cfg else None
+        fmt = convert_checkpoint(resolve_checkpoint(args.src)[0], args.dst, model)
         if args.cfg:
-            report = load_checkpoint(args.dst, build_model(load_config(args.cfg, args.opts)))
-            print(f"checked: all {report.num_tensors} tensors fit the model of {args.cfg}")
-    except (CheckpointError, FileNotFoundError) as err:
+            print(f"checked: all tensors fit the model of {args.cfg}")
+        print(f"{args.src}: {fmt} layout -> {args.dst} (mvit_video layout)")
+    except (CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The frame-shuffle probe: does a model use the order of frames, or only their appearance?
 
-    tools/frame_shuffle_eval.py --cfg FILE [--repeats 3] [--no-reverse] [--token-chunks] [--opts KEY VALUE ...]
+    tools/frame_shuffle_eval.py --cfg FILE | --checkpoint NAME|PATH|URL [--repeats 3] [--no-reverse] [--token-chunks]
+                                [--opts KEY VALUE ...]
 
-Tests the checkpoint (TEST.CHECKPOINT_FILE_PATH, or the newest in OUTPUT_DIR) on the multi-view test set in order, with
+Tests the checkpoint (--checkpoint: a file, an http(s) URL or a registry name; else TEST.CHECKPOINT_FILE_PATH, or the
+newest in OUTPUT_DIR) on the multi-view test set in order, with
 the frames of every view shuffled (one seed per repeat) and reversed; prints a table and writes
-OUTPUT_DIR/frame_shuffle.json and frame_shuffle.png (per-class drop).
+OUTPUT_DIR/frame_shuffle.json and frame_shuffle.png (per-class drop). Without --cfg, the config is the one the
+checkpoint stores (or its registry entry's); --cfg and --opts override it.
 """
 
 import argparse
@@ -18,20 +21,25 @@ from mvit_video.analysis.shuffle_probe import format_table, probe
 from mvit_video.checkpoint import CheckpointError
 from mvit_video.config import ConfigError, load_config
 from mvit_video.data import AnnotationError
+from mvit_video.pretrained import checkpoint_config
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cfg", required=True)
+    parser.add_argument("--cfg", help="config of the model and the test set (default: the checkpoint's own)")
+    parser.add_argument("--checkpoint", help="a file, an http(s) URL or a registry name")
     parser.add_argument("--repeats", type=int, default=3, help="shuffles with different seeds")
     parser.add_argument("--no-reverse", action="store_true", help="skip the reversed-order condition")
     parser.add_argument("--token-chunks", action="store_true",
                         help="move whole temporal tokens (MVIT.PATCH_STRIDE[0] frames) instead of single frames")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args(argv)
+    if not args.cfg and not args.checkpoint:
+        parser.error("name the model: --checkpoint and/or --cfg")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        cfg = load_config(args.cfg, args.opts)
+        cfg = checkpoint_config(args.checkpoint, args.cfg, args.opts)[0] if args.checkpoint else \
+            load_config(args.cfg, args.opts)
         report = probe(cfg, args.repeats, not args.no_reverse, args.token_chunks)
     except (ConfigError, FileNotFoundError, CheckpointError, AnnotationError) as err:
         print(f"error: {err}", file=sys.stderr)

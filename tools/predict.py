@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
 """Predicts what happens in videos with a trained model: the top-k labels of each video, or a timeline.
 
-    tools/predict.py VIDEO [VIDEO ...] --cfg FILE --checkpoint PATH [--topk 5] [--views N] [--classnames FILE]
-                     [--window SECONDS [--stride SECONDS]] [--annotate OUT.mp4] [--json OUT] [--opts KEY VALUE ...]
+    tools/predict.py VIDEO [VIDEO ...] --checkpoint NAME|PATH|URL [--cfg FILE] [--topk 5] [--views N]
+                     [--classnames FILE] [--window SECONDS [--stride SECONDS]] [--annotate OUT.mp4] [--json OUT]
+                     [--opts KEY VALUE ...]
+
+    tools/predict.py my_video.mp4 --checkpoint mvitv2_s_16x4_k400 --topk 5       (weights from the registry)
+    tools/predict.py my_video.mp4 --checkpoint output/demo/checkpoints/checkpoint_epoch_00008.pyth
+
+The checkpoint is a file, an http(s) URL or a registry name (python -m mvit_video.weights lists them); downloads are
+cached. Without --cfg, the config is the one the checkpoint stores, else the registry entry's; --cfg and --opts
+override it. Without --checkpoint, --cfg's TEST.CHECKPOINT_FILE_PATH or its newest checkpoint is used.
 
 Without --window, a video is classified from N temporal clips (default TEST.NUM_ENSEMBLE_VIEWS) x
 TEST.NUM_SPATIAL_CROPS crops, as in the multi-view test, and the top-k labels are printed. With --window, windows of
@@ -12,7 +20,8 @@ printed. The video is then decoded once, streaming: memory does not grow with it
 
 --annotate writes a copy of the video with the label drawn on it (the whole video's label, or each window's),
 decoding the video once more; with several videos, OUT is a folder that receives one VIDEO_NAME.mp4 per video.
-Class names come from --classnames (a file, or kinetics400 / kinetics600), else DATA.CLASSNAMES. The model runs on
+Class names come from --classnames (a file, or kinetics400 / kinetics600), else the checkpoint, else the registry
+entry, else the config's dataset (DATA.CLASSNAMES, classnames.txt, class folders). The model runs on
 CUDA when available. A video that cannot be read is reported in one line on stderr and the others are still
 processed; the exit status is then 1 (2 for a bad config, checkpoint or class-name file).
 """
@@ -27,22 +36,24 @@ from typing import Dict, List, Optional
 import _paths  # noqa: F401
 
 import av
-import torch
 
 from mvit_video.annotate import annotate_video
 from mvit_video.checkpoint import CheckpointError
-from mvit_video.config import ConfigError, load_config
+from mvit_video.config import ConfigError
+from mvit_video.data import AnnotationError
 from mvit_video.data.decoder import VideoDecodeError
-from mvit_video.engine.trainer import load_test_model
-from mvit_video.inference import Prediction, Timeline, predict, predict_timeline, resolve_classnames
+from mvit_video.inference import Prediction, Timeline, predict, predict_timeline
+from mvit_video.pretrained import LoadedModel, load_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    parser.add_argument("--cfg", required=True, help="YAML config the model was trained with")
-    parser.add_argument("--checkpoint", help="any layout load_checkpoint accepts (default: TEST.CHECKPOINT_FILE_PATH, "
-                                             "else the newest checkpoint under OUTPUT_DIR)")
+    parser.add_argument("--cfg", help="YAML config of the model (default: the checkpoint's own, or its registry "
+                                      "entry's)")
+    parser.add_argument("--checkpoint", help="a file (any layout load_checkpoint accepts), an http(s) URL or a "
+                                             "registry name (default: --cfg's TEST.CHECKPOINT_FILE_PATH, else the "
+                                             "newest checkpoint under its OUTPUT_DIR)")
     parser.add_argument("--topk", type=int, default=5, help="labels to print per video or window (default 5)")
     parser.add_argument("--views", type=int, help="temporal clips per video (default TEST.NUM_ENSEMBLE_VIEWS)")
     parser.add_argument("--classnames", help="class-name file, one per line, or kinetics400 / kinetics600")
@@ -60,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuses impossible combinations before anything is loaded."""
+    if not args.cfg and not args.checkpoint:
+        parser.error("name the model: --checkpoint (a file, URL or registry name) and/or --cfg")
     if args.topk < 1 or (args.views is not None and args.views < 1):
         parser.error("--topk and --views must be at least 1")
     if args.stride is not None and args.window is None:
@@ -85,14 +98,10 @@ def annotation_path(video: str, out: str, num_videos: int) -> str:
     return os.path.join(out, f"{Path(video).stem}.mp4")
 
 
-def load(args: argparse.Namespace):
-    """(config, model in eval mode on its device, class names); raises on a bad config, checkpoint or names."""
-    opts = list(args.opts) + (["TEST.CHECKPOINT_FILE_PATH", args.checkpoint] if args.checkpoint else [])
-    cfg = load_config(args.cfg, opts)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_test_model(cfg, device).eval()
-    names = resolve_classnames(args.classnames, cfg.DATA.CLASSNAMES, cfg.MODEL.NUM_CLASSES)
-    return cfg, model, names
+def load(args: argparse.Namespace) -> LoadedModel:
+    """The model in eval mode on its device, with its config and class names; raises on a bad config, checkpoint or
+    names (see mvit_video.load_model)."""
+    return load_model(args.checkpoint, args.cfg, args.opts, args.classnames, args.device)
 
 
 def print_prediction(video: str, prediction: Prediction) -> None:
@@ -141,15 +150,15 @@ def failure_reason(err: Exception) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        cfg, model, names = load(args)
-    except (ConfigError, FileNotFoundError, CheckpointError, ValueError) as err:
+        loaded = load(args)
+    except (ConfigError, FileNotFoundError, CheckpointError, AnnotationError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     progress = sys.stderr.isatty()
     records, failed = [], 0
     for video in args.videos:
         try:
-            records.append(run_one(video, args, cfg, model, names, progress))
+            records.append(run_one(video, args, loaded.cfg, loaded.model, loaded.classnames, progress))
         except (VideoDecodeError, OSError, av.error.FFmpegError) as err:
             reason = failure_reason(err)
             print(f"error: {video}: {reason}", file=sys.stderr)
@@ -157,7 +166,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             failed += 1
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": args.cfg, "videos": records}, f, indent=2)
+            json.dump({"config": args.cfg or loaded.config_source, "checkpoint": loaded.checkpoint, "videos": records},
+                      f, indent=2)
     return 1 if failed else 0
 
 

@@ -4,10 +4,13 @@
     tools/run_net.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...]
     torchrun --nproc_per_node 8 tools/run_net.py --cfg ...            (one node, 8 processes)
     torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 tools/run_net.py --cfg ...
+    tools/run_net.py --checkpoint NAME|PATH|URL [--cfg FILE] [--opts ...]      (test a checkpoint, no training)
 
 TRAIN.ENABLE trains (validating every TRAIN.EVAL_PERIOD epochs, resuming with TRAIN.AUTO_RESUME); TEST.ENABLE then
-runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config and
-prints the model's size and the plan.
+runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config, the
+data folder, its annotation files and class names, and prints the model's size, what the data holds and the plan. --checkpoint (a file, an http(s) URL or a registry name)
+tests that checkpoint with TRAIN.ENABLE False; without --cfg, the config is the one it stores (or its registry
+entry's), and --opts override it.
 """
 
 import argparse
@@ -20,17 +23,29 @@ import _paths  # noqa: F401
 
 from mvit_video.checkpoint import CheckpointError
 from mvit_video.config import ConfigError, load_config
-from mvit_video.data import AnnotationError
+from mvit_video.data import AnnotationError, describe_data
 from mvit_video.flops import count_model
 from mvit_video.models import build_model
+from mvit_video.pretrained import checkpoint_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cfg", dest="cfg_file", required=True, help="YAML config file")
+    parser.add_argument("--cfg", dest="cfg_file", help="YAML config file")
+    parser.add_argument("--checkpoint", help="test this checkpoint (a file, URL or registry name), no training")
     parser.add_argument("--dry-run", action="store_true", help="check the config and print the plan only")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides of the config")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.cfg_file and not args.checkpoint:
+        parser.error("give --cfg, or --checkpoint to test a checkpoint")
+    return args
+
+
+def load(args: argparse.Namespace):
+    """The config to run: --cfg and --opts, or with --checkpoint its config (TRAIN.ENABLE False) and its file."""
+    if not args.checkpoint:
+        return load_config(args.cfg_file, args.opts)
+    return checkpoint_config(args.checkpoint, args.cfg_file, ["TRAIN.ENABLE", "False", *args.opts])[0]
 
 
 def plan(cfg) -> list:
@@ -80,18 +95,30 @@ def print_summary(cfg, results: dict, seconds: float) -> None:
             print(f"{name}: {path}")
 
 
+def check_data(cfg) -> int:
+    """Prints what the data folder holds; 0, or 1 after one error line when it cannot be used."""
+    try:
+        lines = describe_data(cfg)
+    except (FileNotFoundError, AnnotationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(f"data: {line}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        cfg = load_config(args.cfg_file, args.opts)
-    except (ConfigError, FileNotFoundError) as err:
+        cfg = load(args)
+    except (ConfigError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        describe(cfg, args.cfg_file)
+        describe(cfg, args.cfg_file or args.checkpoint)
     if args.dry_run:
-        return 0
+        return check_data(cfg)
     from mvit_video.engine.distributed import shutdown
     from mvit_video.engine.trainer import test, train
 

@@ -113,4 +113,22 @@ def load_config(path: Optional[str], opts: Optional[Sequence[str]] = None) -> Cf
     return cfg
 
 
-__all__ = ["ConfigError", "get_cfg", "load_config", "merge_opts", "validate"]
+def load_config_text(text: str, opts: Optional[Sequence[str]] = None, source: str = "config") -> CfgNode:
+    """Like :func:`load_config`, from YAML text (such as the ``cfg`` a training checkpoint stores).
+
+    Raises:
+        ConfigError: the text is not YAML, or names an unknown key or an unsupported value (``source`` is named).
+    """
+    cfg = get_cfg()
+    try:
+        cfg.merge_from_other_cfg(cfg.load_cfg(text))
+    except (KeyError, ValueError, AssertionError, yaml.YAMLError) as err:
+        raise ConfigError(f"{source}: {err}") from err
+    if opts:
+        merge_opts(cfg, opts)
+    validate(cfg, source=source)
+    cfg.freeze()
+    return cfg
+
+
+__all__ = ["ConfigError", "get_cfg", "load_config", "load_config_text", "merge_opts", "validate"]

@@ -86,6 +86,28 @@ _C.MVIT.POS_EMBED = "auto"
 _C.MVIT.POOL_NORM_EPS = 1e-6
 # Dropout on the attention output projection.
 _C.MVIT.DROPOUT_RATE = 0.0
+# MViTv2 (Li et al., CVPR 2022). USE_ABS_POS False: no absolute table (MVIT.POS_EMBED "auto" then means none).
+_C.MVIT.USE_ABS_POS = True
+# Decomposed relative positions in every attention: spatial (rel_pos_h, rel_pos_w) and temporal (rel_pos_t) tables,
+# truncated-normal at init unless REL_POS_ZERO_INIT.
+_C.MVIT.REL_POS_SPATIAL = False
+_C.MVIT.REL_POS_TEMPORAL = False
+_C.MVIT.REL_POS_ZERO_INIT = False
+# Add the pooled query to the attention output (residual pooling).
+_C.MVIT.RESIDUAL_POOLING = False
+# Widen in the attention of the block named in DIM_MUL (its skip path projected from the first norm's output).
+_C.MVIT.DIM_MUL_IN_ATT = False
+# Classify from the mean of the grid tokens (normalised after pooling) instead of the class token.
+_C.MVIT.USE_MEAN_POOLING = False
+# Three Q, K, V projections instead of one fused qkv.
+_C.MVIT.SEPARATE_QKV = False
+# PySlowFast keys of features this project does not implement; only their "off" value is accepted.
+_C.MVIT.POOL_FIRST = False
+_C.MVIT.LAYER_SCALE_INIT_VALUE = 0.0
+_C.MVIT.HEAD_INIT_SCALE = 1.0
+_C.MVIT.USE_FIXED_SINCOS_POS = False
+_C.MVIT.REV = CfgNode()
+_C.MVIT.REV.ENABLE = False
 add_variant_config(_C)
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -134,6 +156,9 @@ _C.SOLVER.BETAS = [0.9, 0.999]
 _C.SOLVER.WEIGHT_DECAY = 0.05
 _C.SOLVER.ZERO_WD_1D_PARAM = True
 _C.SOLVER.CLIP_GRAD_L2NORM = None
+# Layer-wise lr decay for fine-tuning (PySlowFast's MViTv2 recipes: 0.75 for S): layer l (0 stem, class token and
+# positions; i + 1 block i; depth + 1 the head) learns at the scheduled lr * LAYER_DECAY ** (depth + 1 - l). 1.0: off.
+_C.SOLVER.LAYER_DECAY = 1.0
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Misc
@@ -156,6 +181,11 @@ SUPPORTED_VALUES = {
     "MVIT.NORM": ("layernorm",),
     "MVIT.POS_EMBED": ("auto", "separate", "joint", "none"),
     "MVIT.PATCH_2D": (False,),
+    "MVIT.POOL_FIRST": (False,),
+    "MVIT.LAYER_SCALE_INIT_VALUE": (0.0,),
+    "MVIT.HEAD_INIT_SCALE": (1.0,),
+    "MVIT.USE_FIXED_SINCOS_POS": (False,),
+    "MVIT.REV.ENABLE": (False,),
     "BN.USE_PRECISE_STATS": (False,),
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16"),
     "MODEL.LOSS_FUNC": ("soft_cross_entropy", "cross_entropy"),

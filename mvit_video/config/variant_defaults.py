@@ -6,15 +6,10 @@ layer. Their defaults build plain MViT, bit for bit.
 
 from fvcore.common.config import CfgNode
 
-VARIANT_SUPPORTED_VALUES = {
-    "MVIT.STEM": ("cube", "i2t", "overlap"),
-    # Extends the values of defaults.py with CPVT's positional encoding generator.
-    "MVIT.POS_EMBED": ("auto", "separate", "joint", "none", "peg"),
-    "MVIT.PEG_PLACEMENT": ("stage", "first"),
-    "MVIT.ATTENTION": ("mhpa", "linear_sra"),
-    "MVIT.MLP": ("mlp", "leff", "convffn"),
-    "MVIT.HEAD": ("linear", "lca"),
-}
+from ..models.build import SEAM_VALUES
+
+# The values of the seam keys are the names in the model builder's table.
+VARIANT_SUPPORTED_VALUES = dict(SEAM_VALUES)
 
 
 def add_variant_config(cfg: CfgNode) -> None:
@@ -40,7 +35,8 @@ def add_variant_config(cfg: CfgNode) -> None:
     m.ELSA_LAM = 1.0
     m.ELSA_GAMMA = 1.0
     m.ELSA_GROUP_WIDTH = 8
-    # Linear SRA pools the grid to at most this (T_p, H_p, W_p) before the K/V projection (PVT v2: 7 x 7 in space).
+    # Linear SRA pools the grid to this (T_p, H_p, W_p) before the K/V projection, enlarging a smaller grid (PVT v2:
+    # 7 x 7 in space).
     m.SRA_POOL_SIZE = [8, 7, 7]
     # MLP of every block: "mlp", "leff" (CeiT) or "convffn" (PVT v2).
     m.MLP = "mlp"

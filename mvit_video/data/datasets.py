@@ -12,8 +12,10 @@ also keeps the failures seen in the current process (all of them when ``num_work
 import logging
 import random
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -93,6 +95,22 @@ def collate_clips(batch: List[dict]) -> dict:
     return {"frames": frames, "labels": labels, "indices": indices, "failures": failures, "data_cpu_s": cpu_seconds}
 
 
+@contextmanager
+def seeded_draws(seed: int) -> Iterator[None]:
+    """Inside the block, Python's, NumPy's and torch's (CPU) global generators start from ``seed``; after it, each is
+    back where it was, so the caller's own stream of random numbers is untouched."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 class TrainClipDataset(Dataset):
     """One item per video: ``num_samples`` augmented copies of one random T x tau clip.
 
@@ -101,6 +119,9 @@ class TrainClipDataset(Dataset):
         used (another one when the requested video failed); ``failures``: list of :class:`DecodeFailure`;
         ``cpu_seconds``: the CPU time spent making the item (decoding and transforms, failed reads included).
     Use :func:`collate_clips` (also ``dataset.collate_fn``) to batch items.
+
+    After :meth:`set_seed`, an item's random draws (clip start, crop, flip, RandAugment, erasing, the ``num_samples``
+    copies, the replacement of a failed video) depend on the seed and the index alone.
     """
 
     def __init__(
@@ -119,6 +140,7 @@ class TrainClipDataset(Dataset):
         self.backend = backend
         self.max_retries = max_retries
         self.recorder = FailureRecorder("training video")
+        self.seed: Optional[int] = None
 
     collate_fn = staticmethod(collate_clips)
 
@@ -136,8 +158,20 @@ class TrainClipDataset(Dataset):
         indices = train_clip_indices(self.clip, info.num_frames, info.fps)
         return decode_frames(path, indices, backend=self.backend)
 
+    def set_seed(self, seed: Optional[int]) -> None:
+        """Seeds every item from ``(seed, index)``: the same clips with any number of workers or processes, in any
+        order, and in a resumed run. The trainer sets one seed per epoch, before it creates the epoch's DataLoader
+        iterator (which copies the dataset into its workers). ``None`` draws from the process's generators."""
+        self.seed = seed
+
     def __getitem__(self, index: int) -> dict:
         """Raises RuntimeError when ``max_retries + 1`` videos in a row cannot be read (a broken dataset)."""
+        if self.seed is None:
+            return self._read_item(index)
+        with seeded_draws(int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])):
+            return self._read_item(index)
+
+    def _read_item(self, index: int) -> dict:
         failures: List[DecodeFailure] = []
         start = time.process_time()  # this process's CPU time: decoding (with its threads) and transforms
         for _ in range(self.max_retries + 1):

@@ -151,3 +151,28 @@ def load_classnames(name_or_path: str) -> List[str]:
         available = sorted(p.stem for p in CLASSNAMES_DIR.glob("*.txt"))
         raise FileNotFoundError(f"class names {name_or_path!r}: no such file, and not one of {available}")
     return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+
+
+CLASSNAMES_FILE = "classnames.txt"
+
+
+def find_classnames(data_dir: str, layout: str, classnames: str = "") -> Tuple[Optional[List[str]], str]:
+    """The class names of a dataset and where they came from, in this order:
+
+    ``classnames`` (DATA.CLASSNAMES: a file or a shipped list) when set; else ``data_dir/classnames.txt``; else, for
+    the folder layout, the class folders of ``data_dir/train``; else ``(None, "label indices")``.
+
+    Raises:
+        FileNotFoundError: ``classnames`` is set but is neither a file nor a shipped list.
+    """
+    if classnames:
+        return load_classnames(classnames), f"DATA.CLASSNAMES {classnames}"
+    in_data = os.path.join(data_dir, CLASSNAMES_FILE)
+    if os.path.isfile(in_data):
+        return load_classnames(in_data), in_data
+    train_dir = os.path.join(data_dir, "train")
+    if layout == "folders" and os.path.isdir(train_dir):
+        folders = list_class_folders(train_dir)
+        if folders:
+            return folders, f"the class folders of {train_dir}"
+    return None, "label indices"

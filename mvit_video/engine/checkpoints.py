@@ -1,14 +1,17 @@
 """Training checkpoints in PySlowFast's layout: OUTPUT_DIR/checkpoints/checkpoint_epoch_NNNNN.pyth.
 
 Each holds ``model_state``, ``optimizer_state``, ``scaler_state``, ``epoch`` (0-based index of the last finished
-epoch) and ``cfg`` (YAML). Writes are atomic (temporary file, fsync, rename), so a crash leaves either the old file
-set or the new one; a file truncated some other way is skipped with a warning when resuming.
+epoch), ``cfg`` (YAML) and ``classnames`` (the dataset's class names, or None for label indices): a checkpoint
+carries what is needed to predict with it. Each has its SHA-256 in ``checkpoint_epoch_NNNNN.pyth.sha256``. Writes are
+atomic (temporary file, fsync, rename), so a crash leaves either the old file set or the new one. When resuming, a
+file damaged some other way (its SHA-256 differs, it is truncated, it is not a checkpoint) is skipped with a warning,
+and the run resumes from the newest valid one.
 """
 
 import glob
 import logging
 import os
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
@@ -26,7 +29,8 @@ def checkpoint_path(output_dir: str, epoch: int) -> str:
     return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch + 1:05d}.pyth")
 
 
-def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, cfg_yaml: str = "") -> str:
+def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, cfg_yaml: str = "",
+                             classnames: Optional[List[str]] = None) -> str:
     """Writes the checkpoint of 0-based ``epoch``; returns its path."""
     model = getattr(model, "module", model)
     path = checkpoint_path(output_dir, epoch)
@@ -37,23 +41,25 @@ def save_training_checkpoint(output_dir, epoch, model, optimizer, scaler=None, c
         scaler_state=scaler.state_dict() if scaler is not None else {},
         epoch=epoch,
         cfg=cfg_yaml,
+        classnames=list(classnames) if classnames else None,
     )
     return path
 
 
 def latest_checkpoint(output_dir: str) -> Optional[dict]:
-    """The newest readable checkpoint under ``output_dir`` (with its ``path`` added), or None.
+    """The newest valid checkpoint under ``output_dir`` (with its ``path`` added), or None.
 
-    Unreadable files (truncated by a crash outside our atomic writes, or corrupt) are skipped with a warning.
+    Files that are corrupt, unreadable or not training checkpoints are skipped, each with a warning that says so.
     """
     for path in sorted(glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth")), reverse=True):
         try:
             ckpt = read_checkpoint(path)
-        except CheckpointError as err:
-            logger.warning("skipping unreadable checkpoint %s: %s", path, str(err).splitlines()[0])
+        except (CheckpointError, FileNotFoundError) as err:  # FileNotFoundError: removed since the listing
+            logger.warning("skipping checkpoint %s, trying the one before it: %s", path, err)
             continue
         if "model_state" not in ckpt or "epoch" not in ckpt:
-            logger.warning("skipping %s: not a training checkpoint (no model_state/epoch)", path)
+            logger.warning("skipping checkpoint %s, trying the one before it: not a training checkpoint (no "
+                           "model_state/epoch)", path)
             continue
         ckpt["path"] = path
         return ckpt

@@ -83,6 +83,18 @@ def _loss(logits, labels, targets, cfg: StepConfig) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.float(), labels)
 
 
+def _log_iteration(log, loss_sum: float, count: int, epoch: int, it: int, n_iter: int, lr: float, dist: DistInfo):
+    """Logs the iteration's loss over the global batch; ``step`` counts optimiser steps from the start of training.
+
+    Every process takes part in the sum, also those that do not log.
+    """
+    loss_sum, count = all_reduce_sum([loss_sum, count], dist.device)
+    if log is not None:
+        step = epoch * n_iter + it + 1
+        log({"type": "train_iter", "epoch": epoch + 1, "iter": it + 1, "step": step, "loss": loss_sum / count,
+             "lr": lr}, step=step)
+
+
 def train_epoch(
     model: nn.Module,
     loader,
@@ -142,8 +154,8 @@ def train_epoch(
         correct += topk_correct(logits.detach(), labels, 1)
         seen += batch_size
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{stats.lr:.2e}")
-        if log is not None and (it + 1) % cfg.log_period == 0:
-            log({"type": "train_iter", "epoch": epoch + 1, "iter": it + 1, "loss": loss.item(), "lr": stats.lr})
+        if (it + 1) % cfg.log_period == 0:
+            _log_iteration(log, loss.item() * batch_size, batch_size, epoch, it, n_iter, stats.lr, dist)
         tick = time.perf_counter()
     loss_sum, correct, seen, stats.data_cpu_seconds, stats.model_cpu_seconds = all_reduce_sum(
         [loss_sum, correct, seen, stats.data_cpu_seconds, stats.model_cpu_seconds], dist.device)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import simplejson
 import torch
 
@@ -69,6 +70,10 @@ class TestMeter:
         k = min(k, self.num_classes)
         return result.label in result.scores.topk(k).indices.tolist()
 
+    def _name(self, label: int) -> str:
+        """The class name of ``label``, or the label number when the meter has no names."""
+        return self.classnames[label] if self.classnames else str(label)
+
     def summary(self) -> dict:
         """top1/top5 over all videos (failed ones as misses), clip-level top-1, per-class accuracy, failures."""
         results = sorted(self.videos.values(), key=lambda r: r.index)
@@ -78,8 +83,7 @@ class TestMeter:
         per_class = {}
         for label in sorted({r.label for r in results}):
             members = [r for r in results if r.label == label]
-            name = self.classnames[label] if self.classnames else str(label)
-            per_class[name] = 100.0 * sum(self._topk_hit(r, 1) for r in members) / len(members)
+            per_class[self._name(label)] = 100.0 * sum(self._topk_hit(r, 1) for r in members) / len(members)
         return {
             "top1": 100.0 * sum(self._topk_hit(r, 1) for r in results) / max(n, 1),
             "top5": 100.0 * sum(self._topk_hit(r, 5) for r in results) / max(n, 1),
@@ -90,22 +94,37 @@ class TestMeter:
             "failed_videos": [{"path": r.path, "reason": r.failed} for r in results if r.scores is None],
         }
 
+    def video_scores(self) -> torch.Tensor:
+        """float32 ``(num_videos, K)``, one row per video in index order: the mean of its views' softmax ("sum") or
+        their maximum ("max"); a row of NaN for a video that could not be read."""
+        rows = []
+        for r in sorted(self.videos.values(), key=lambda r: r.index):
+            if r.scores is None:
+                rows.append(torch.full((self.num_classes,), float("nan")))
+            else:
+                rows.append(r.scores / (r.num_views if self.ensemble == "sum" else 1))
+        return torch.stack(rows) if rows else torch.zeros(0, self.num_classes)
+
     def write(self, output_dir: str, name: str = "test") -> dict:
-        """Writes ``{name}_results.json`` and ``{name}_predictions.csv`` into ``output_dir``; returns the summary."""
+        """Writes ``{name}_results.json``, ``{name}_predictions.csv`` and ``{name}_scores.npy`` (the
+        :meth:`video_scores`, rows in the order of the CSV) into ``output_dir``; returns the summary."""
         os.makedirs(output_dir, exist_ok=True)
+        np.save(os.path.join(output_dir, f"{name}_scores.npy"), self.video_scores().numpy())
         summary = self.summary()
         with open(os.path.join(output_dir, f"{name}_results.json"), "w") as f:
             simplejson.dump(summary, f, indent=2)
         with open(os.path.join(output_dir, f"{name}_predictions.csv"), "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["index", "path", "label", "prediction", "score", "failed"])
+            writer.writerow(["index", "path", "label", "prediction", "score", "failed", "label_name",
+                             "prediction_name"])
             for r in sorted(self.videos.values(), key=lambda r: r.index):
                 if r.scores is None:
-                    writer.writerow([r.index, r.path, r.label, "", "", r.failed])
+                    writer.writerow([r.index, r.path, r.label, "", "", r.failed, self._name(r.label), ""])
                     continue
                 score, pred = r.scores.max(0)
                 views = r.num_views if self.ensemble == "sum" else 1  # the mean probability for "sum"
-                writer.writerow([r.index, r.path, r.label, int(pred), f"{float(score) / views:.4f}", ""])
+                writer.writerow([r.index, r.path, r.label, int(pred), f"{float(score) / views:.4f}", "",
+                                 self._name(r.label), self._name(int(pred))])
         return summary
 
 

@@ -7,11 +7,17 @@ import simplejson
 
 
 class StatsWriter:
-    """Appends records to ``stats.jsonl`` (a resumed run continues the same file) and mirrors scalars to TensorBoard."""
+    """Appends records to ``stats.jsonl`` and mirrors scalars to TensorBoard.
 
-    def __init__(self, output_dir: str, tensorboard_dir: Optional[str] = None) -> None:
+    A resumed run continues the same file: the records of its first ``keep_epochs`` epochs stay, and those of later
+    epochs, written by the interrupted run that this one repeats, are removed, so each epoch is reported once.
+    """
+
+    def __init__(self, output_dir: str, tensorboard_dir: Optional[str] = None, keep_epochs: int = 0) -> None:
         os.makedirs(output_dir, exist_ok=True)
         self.path = os.path.join(output_dir, "stats.jsonl")
+        if os.path.exists(self.path):
+            self._keep_epochs(keep_epochs)
         self.tb = None
         if tensorboard_dir:
             try:
@@ -22,12 +28,19 @@ class StatsWriter:
                 ) from err
             self.tb = SummaryWriter(tensorboard_dir)
 
+    def _keep_epochs(self, epochs: int) -> None:
+        kept = [r for r in read_stats(self.path) if r.get("epoch", 0) <= epochs]
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            f.writelines(simplejson.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.path)
+
     def write(self, record: Dict, step: Optional[int] = None) -> None:
         with open(self.path, "a") as f:
             f.write(simplejson.dumps(record) + "\n")
         if self.tb is not None and step is not None:
             for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "iter"):
+                if isinstance(value, (int, float)) and key not in ("epoch", "iter", "step"):
                     self.tb.add_scalar(f"{record.get('type', 'stats')}/{key}", value, step)
 
     def close(self) -> None:

@@ -12,11 +12,12 @@ import torch
 from fvcore.common.config import CfgNode
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
-from ..data import build_dataset, load_classnames
+from ..data import build_classnames, build_dataset, check_num_classes
+from ..hub import resolve_checkpoint
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
@@ -44,7 +45,8 @@ def _seed_worker(_: int) -> None:
     np.random.seed(seed)
 
 
-def epoch_seed(cfg: CfgNode, epoch: int, rank: int) -> int:
+def epoch_seed(cfg: CfgNode, epoch: int, rank: int = 0) -> int:
+    """The seed of 0-based ``epoch`` on process ``rank``: a function of RNG_SEED, the epoch and the rank alone."""
     return cfg.RNG_SEED + 1000 * epoch + rank
 
 
@@ -64,14 +66,18 @@ def amp_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
     return _AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
 
 
-def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader over ``dataset``: shuffled with ``seed`` for training, in order for testing, sharded by rank."""
-    generator = torch.Generator().manual_seed(seed)
-    if dist.world_size > 1:
+def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: bool, epoch: int = 0) -> DataLoader:
+    """A DataLoader over ``dataset``, sharded by rank: for training, shuffled by (RNG_SEED, ``epoch``); else in order.
+
+    Training always shuffles with a DistributedSampler, also in a world of one process: rank r of N takes every N-th
+    video of one permutation, so N processes with batches of B / N see together the videos one process sees in
+    batches of B. Evaluation pads the last shard by repeating videos; the test meter counts each video once.
+    """
+    if train or dist.world_size > 1:
         sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=train, seed=cfg.RNG_SEED)
-        sampler.set_epoch(seed)
+        sampler.set_epoch(epoch)
     else:
-        sampler = RandomSampler(dataset, generator=generator) if train else SequentialSampler(dataset)
+        sampler = SequentialSampler(dataset)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -81,7 +87,8 @@ def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: b
         collate_fn=dataset.collate_fn,
         drop_last=train and len(dataset) >= batch_size * dist.world_size,
         worker_init_fn=_seed_worker,
-        generator=generator,
+        # the workers' seeds; the training dataset seeds its items itself (TrainClipDataset.set_seed)
+        generator=torch.Generator().manual_seed(epoch_seed(cfg, epoch, dist.rank)),
     )
 
 
@@ -102,18 +109,17 @@ def _step_config(cfg: CfgNode, device: torch.device) -> StepConfig:
     )
 
 
-def _mixup(cfg: CfgNode, rank: int) -> Optional[Mixup]:
+def _mixup(cfg: CfgNode, epoch: int, rank: int) -> Optional[Mixup]:
+    """The epoch's Mixup/CutMix, with a generator of its own seeded by the epoch (a resumed run draws the same)."""
     if not cfg.MIXUP.ENABLE:
         return None
     m = cfg.MIXUP
-    rng = np.random.default_rng(cfg.RNG_SEED + rank)
+    rng = np.random.default_rng(epoch_seed(cfg, epoch, rank))
     return Mixup(cfg.MODEL.NUM_CLASSES, m.ALPHA, m.CUTMIX_ALPHA, m.PROB, m.SWITCH_PROB, m.LABEL_SMOOTH_VALUE, rng)
 
 
 def _classnames(cfg: CfgNode):
-    if not cfg.DATA.CLASSNAMES:
-        return None
-    return load_classnames(cfg.DATA.CLASSNAMES)
+    return build_classnames(cfg)[0]
 
 
 def _has_split(cfg: CfgNode, split: str) -> bool:
@@ -145,10 +151,12 @@ def _build_training(cfg: CfgNode, dist: DistInfo):
 def initialise_from(path: str, model: torch.nn.Module, drop_head: bool) -> LoadReport:
     """Loads the weights to start training from (strictly; all but the head with ``drop_head``) and logs what it did.
 
+    ``path`` is a file, an http(s) URL or a registry name (:func:`~mvit_video.hub.resolve_checkpoint`).
+
     Raises:
-        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`.
+        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`; DownloadError.
     """
-    report = load_checkpoint(path, model, drop_head=drop_head)
+    report = load_checkpoint(resolve_checkpoint(path)[0], model, drop_head=drop_head)
     logger.info("initialised from %s (%s layout): %d tensors loaded strictly", path, report.source_format,
                 report.num_tensors)
     if report.skipped:
@@ -162,6 +170,7 @@ def train(cfg: CfgNode) -> dict:
     Returns:
         The last epoch's training statistics and the last validation summary (on rank 0).
     """
+    classnames = check_num_classes(cfg)
     dist = init_distributed(cfg.NUM_GPUS)
     seed_everything(cfg.RNG_SEED + dist.rank)
     model, optimizer, scaler, start_epoch = _build_training(cfg, dist)
@@ -171,15 +180,18 @@ def train(cfg: CfgNode) -> dict:
     val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
     schedule = build_lr_schedule(cfg, dist.world_size)
     step_cfg = _step_config(cfg, dist.device)
-    mixup = _mixup(cfg, dist.rank)
     batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
     tb_dir = os.path.join(cfg.OUTPUT_DIR, "tensorboard") if cfg.TENSORBOARD.ENABLE and dist.is_main else None
-    stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir) if dist.is_main else None
+    stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir, keep_epochs=start_epoch) if dist.is_main else None
     log = stats.write if stats else None
     result = {}
     for epoch in range(start_epoch, cfg.SOLVER.MAX_EPOCH):
+        # Every random draw of the epoch comes from its seed: the model's (drop path, dropout) from the global
+        # generators, the clips' from the dataset's per-item seeds, Mixup's from its own generator.
         seed_everything(epoch_seed(cfg, epoch, dist.rank))
-        loader = make_loader(cfg, train_set, dist, batch, train=True, seed=epoch_seed(cfg, epoch, 0))
+        train_set.set_seed(epoch_seed(cfg, epoch))
+        loader = make_loader(cfg, train_set, dist, batch, train=True, epoch=epoch)
+        mixup = _mixup(cfg, epoch, dist.rank)
         epoch_stats = train_epoch(net, loader, optimizer, schedule, epoch, step_cfg, dist, scaler, mixup, log)
         record = {"type": "train_epoch", "epoch": epoch + 1, **epoch_stats.as_dict()}
         result["train"] = record
@@ -192,7 +204,7 @@ def train(cfg: CfgNode) -> dict:
                         record["data_cpu_ms_per_clip"], record["model_cpu_ms_per_clip"], record["failed_videos"])
         last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
         if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
-            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump())
+            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
         if val_set is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
             result["val"] = _validate(cfg, model, val_set, dist, epoch, stats)
         barrier()
@@ -217,14 +229,16 @@ def _validate(cfg, model, val_set, dist, epoch, stats) -> dict:
 
 
 def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
-    """The model to test: TEST.CHECKPOINT_FILE_PATH (any layout load_checkpoint takes) or the newest checkpoint.
+    """The model to test: TEST.CHECKPOINT_FILE_PATH (a file of any layout load_checkpoint takes, an http(s) URL or a
+    registry name) or the newest checkpoint.
 
     Raises:
         FileNotFoundError: no checkpoint given and none under OUTPUT_DIR/checkpoints.
+        DownloadError: TEST.CHECKPOINT_FILE_PATH could not be downloaded.
     """
     model = build_model(cfg)
     path = cfg.TEST.CHECKPOINT_FILE_PATH
-    source = path or latest_checkpoint(cfg.OUTPUT_DIR)
+    source = resolve_checkpoint(path)[0] if path else latest_checkpoint(cfg.OUTPUT_DIR)
     if not source:
         raise FileNotFoundError(
             f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints has no checkpoint"
@@ -240,6 +254,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     Returns:
         The results summary (top1, top5, clip_top1, num_videos, num_views, per-class accuracy, failed videos).
     """
+    classnames = check_num_classes(cfg)
     dist = init_distributed(cfg.NUM_GPUS)
     model = load_test_model(cfg, dist.device)
     if view_transform is None and cfg.TEST.SHUFFLE_FRAMES:
@@ -248,7 +263,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
     # TEST.BATCH_SIZE counts clips, as in PySlowFast; a batch holds all the views of whole videos
     loader = make_loader(cfg, dataset, dist, max(1, cfg.TEST.BATCH_SIZE // views), train=False)
-    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, _classnames(cfg))
+    meter = TestMeter(cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD, classnames)
     start = time.perf_counter()
     evaluate(model, loader, meter, dist, amp_dtype(cfg, dist.device), desc=name, view_transform=view_transform)
     summary = meter.write(cfg.OUTPUT_DIR, name) if dist.is_main else meter.summary()

@@ -6,6 +6,7 @@ neighbours; its zero padding also gives position, which is why PVT v2 drops the 
 """
 
 import math
+
 import torch
 from torch import nn
 
@@ -13,17 +14,28 @@ from .layers import Grid, join_cls, split_cls, tokens_to_volume, volume_to_token
 
 
 class ConvFFN(nn.Module):
-    """fc1 -> depthwise Conv3d 3x3x3 on the grid -> GELU -> fc2: (B, [1 +] THW, dim) -> (B, [1 +] THW, dim_out).
+    """fc1 [-> ReLU] -> depthwise Conv3d 3x3x3 on the grid -> GELU -> fc2:
+    (B, [1 +] THW, dim) -> (B, [1 +] THW, dim_out).
 
-    The class token skips the convolution and takes the pointwise steps (fc1, GELU, fc2) like every token.
+    ``linear``: PVT v2's linear variant (B2-Li, the one with linear spatial-reduction attention), which puts a ReLU
+    after fc1. The class token skips the convolution and takes the pointwise steps (fc1, [ReLU,] GELU, fc2) like
+    every token.
     """
 
     def __init__(
-        self, dim: int, hidden: int, dim_out: int, has_cls: bool = True, dropout: float = 0.0, kernel: int = 3
+        self,
+        dim: int,
+        hidden: int,
+        dim_out: int,
+        has_cls: bool = True,
+        dropout: float = 0.0,
+        kernel: int = 3,
+        linear: bool = False,
     ) -> None:
         super().__init__()
         self.has_cls = has_cls
         self.fc1 = nn.Linear(dim, hidden)
+        self.relu = nn.ReLU() if linear else nn.Identity()
         self.dwconv = nn.Conv3d(hidden, hidden, kernel, padding=kernel // 2, groups=hidden)
         # PVT v2's convolution init: normal with std sqrt(2 / fan_out), zero bias.
         nn.init.normal_(self.dwconv.weight, std=math.sqrt(2.0 / kernel**3))
@@ -33,7 +45,7 @@ class ConvFFN(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
-        cls, grid = split_cls(self.fc1(x), self.has_cls)
+        cls, grid = split_cls(self.relu(self.fc1(x)), self.has_cls)
         grid = volume_to_tokens(self.dwconv(tokens_to_volume(grid, thw)))  # (B, THW, hidden), mixed on the grid
         x = self.drop(self.act(join_cls(cls, grid)))
         return self.drop(self.fc2(x))

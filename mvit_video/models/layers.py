@@ -68,7 +68,11 @@ class DropPath(nn.Module):
 class Mlp(nn.Module):
     """Linear -> GELU -> Linear; the output width may differ from the input (MViT widens in the MLP)."""
 
-    def __init__(self, in_features: int, hidden_features: int, out_features: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int, hidden_features: int, out_features: int, has_cls: bool = True, dropout: float = 0.0
+    ) -> None:
+        # ``has_cls`` is part of the MLP seam (LeFF and ConvFFN keep the class token out of their convolution); an
+        # MLP that treats each token alone has no use for it.
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
         self.act = nn.GELU()

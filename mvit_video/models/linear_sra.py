@@ -2,12 +2,14 @@
 Transformer"), in 3D, as an alternative to MViT's key/value pooling.
 
 Keys and values come from the grid average-pooled to a fixed size (T_p, 7, 7), then a 1x1x1 convolution, LayerNorm
-and GELU: their number no longer grows with the input, so attention costs O(N) for any clip size. Queries are pooled
-as in MHPA, so the stage transitions of MViT are unchanged.
+and GELU: their number does not depend on the input (a smaller grid is enlarged to it, as in the official code), so
+attention costs O(N) for any clip size. Queries are pooled as in MHPA, so the stage transitions of MViT are
+unchanged.
 """
 
 import functools
-from typing import Sequence, Tuple
+import math
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,30 +19,54 @@ from .layers import Grid
 from .pooling_attention import build_attention_pool, heads_of, pool_tokens
 
 
-class LinearSpatialReduction(nn.Module):
-    """(B, [1 +] THW, C) -> (B, [1 +] T_p * H_p * W_p, C): adaptive average pooling of the grid, then 1x1x1 conv,
-    LayerNorm and GELU.
+def _enlarging_bins(size: int, target: int) -> Tuple[List[int], List[int]]:
+    """The first and last input cell of each adaptive-average bin when ``target`` > ``size``: every bin then holds
+    one or two cells."""
+    first = [i * size // target for i in range(target)]
+    last = [-(-(i + 1) * size // target) - 1 for i in range(target)]
+    return first, last
 
-    The pooled size is ``pool_size`` capped by the grid on each axis (pooling never enlarges a grid). The class token
-    is not pooled (as in MHPA) but takes the pointwise steps like every token: the 1x1x1 convolution is written as the
-    Linear it equals over the tokens.
+
+def adaptive_avg_pool_to(volume: torch.Tensor, size: Grid) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, C, *size): adaptive average pooling to a fixed size, which enlarges the axes shorter
+    than ``size`` (as PVT v2's AdaptiveAvgPool2d(7) does on a grid smaller than 7 x 7).
+
+    Adaptive pooling is separable, so the enlarged axes are done first, each bin as the mean of its first and last
+    cell: ONNX has no adaptive pooling that enlarges, but exports this gather.
+    """
+    for axis, (n, target) in enumerate(zip(volume.shape[2:], size)):
+        if target > n:
+            first, last = (torch.tensor(cells, device=volume.device) for cells in _enlarging_bins(n, target))
+            volume = (volume.index_select(2 + axis, first) + volume.index_select(2 + axis, last)) / 2
+    return F.adaptive_avg_pool3d(volume, size)
+
+
+class LinearSpatialReduction(nn.Module):
+    """(B, [1 +] THW, C) -> (B, [1 +] T_p * H_p * W_p, C): adaptive average pooling of the grid to ``pool_size``,
+    then 1x1x1 conv, LayerNorm and GELU.
+
+    As in PVT v2, the pooled size is fixed whatever the grid, so a grid smaller than ``pool_size`` is enlarged. The
+    class token is not pooled (as in MHPA) but takes the pointwise steps like every token: the 1x1x1 convolution
+    is applied to the tokens as the Linear it equals.
     """
 
     def __init__(self, dim: int, pool_size: Sequence[int] = (8, 7, 7), has_cls: bool = True) -> None:
         super().__init__()
         self.pool_size = tuple(int(p) for p in pool_size)
         self.has_cls = has_cls
-        self.sr = nn.Linear(dim, dim)
+        # A convolution, not a Linear, so that it takes PVT v2's convolution init (normal, std sqrt(2 / fan_out),
+        # fan_out = dim for a 1x1x1 kernel; zero bias), which MViT's Linear init would otherwise overwrite.
+        self.sr = nn.Conv3d(dim, dim, 1)
+        nn.init.normal_(self.sr.weight, std=math.sqrt(2.0 / dim))
+        nn.init.zeros_(self.sr.bias)
         self.norm = nn.LayerNorm(dim)
         self.act = nn.GELU()
 
-    def reduced_grid(self, thw: Grid) -> Grid:
-        return tuple(min(p, n) for p, n in zip(self.pool_size, thw))
-
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
-        pool = functools.partial(F.adaptive_avg_pool3d, output_size=self.reduced_grid(thw))
+        pool = functools.partial(adaptive_avg_pool_to, size=self.pool_size)
         x, _ = pool_tokens(x, pool, thw, self.has_cls)
-        return self.act(self.norm(self.sr(x)))
+        x = F.linear(x, self.sr.weight.flatten(1), self.sr.bias)  # the 1x1x1 conv on (B, [1 +] T_p H_p W_p, C)
+        return self.act(self.norm(x))
 
 
 class LinearSRAttention(nn.Module):

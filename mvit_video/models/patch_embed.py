@@ -1,5 +1,6 @@
 """Space-time cube patchify: one Conv3d turns a clip into a grid of tokens."""
 
+import math
 from typing import Sequence, Tuple
 
 import torch
@@ -33,7 +34,7 @@ class PatchEmbed3d(nn.Module):
 
 class OverlapPatchEmbed3d(PatchEmbed3d):
     """PVT v2's overlapping patch embedding: the cube embedding (its kernel 2S - 1 > stride S already overlaps)
-    followed by LayerNorm over the tokens."""
+    followed by LayerNorm over the tokens, with PVT v2's convolution init."""
 
     def __init__(
         self,
@@ -44,6 +45,11 @@ class OverlapPatchEmbed3d(PatchEmbed3d):
         padding: Sequence[int],
     ) -> None:
         super().__init__(in_channels, embed_dim, kernel, stride, padding)
+        # PVT v2 inits its convolutions with a normal of std sqrt(2 / fan_out), fan_out = k_t * k_h * k_w * embed_dim
+        # (not PyTorch's default), and a zero bias.
+        fan_out = math.prod(self.proj.kernel_size) * embed_dim
+        nn.init.normal_(self.proj.weight, std=math.sqrt(2.0 / fan_out))
+        nn.init.zeros_(self.proj.bias)
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int, int]]:

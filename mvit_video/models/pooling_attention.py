@@ -3,6 +3,10 @@
 Queries, keys and values are each pooled over the (T, H, W) token grid before attention. Pooling the query shrinks
 the output sequence (the stage transitions); pooling keys and values shrinks only the cost of attention. The class
 token is never pooled: it is split off, the grid is pooled, and the token is put back.
+
+MViTv2 is the same attention with three options: decomposed relative positions (``rel_pos.py``), residual pooling
+(the pooled query is added to the attention output) and an output width other than the input's (the block widens in
+its attention instead of its MLP).
 """
 
 import math
@@ -13,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import Grid, join_cls, split_cls, tokens_to_volume, volume_to_tokens
+from .rel_pos import new_rel_table, rel_pos_bias, rel_table_length
 
 
 def pool_tokens(
@@ -89,7 +94,14 @@ def heads_of(dim: int, num_heads: int) -> int:
 class MultiScaleAttention(nn.Module):
     """Multi Head Pooling Attention over ``dim`` channels with ``num_heads`` heads.
 
-    Input (B, 1 + THW, dim) with grid ``thw``; output (B, 1 + T'H'W', dim) where T'H'W' is the query-pooled grid.
+    Input (B, 1 + THW, dim) with grid ``thw``; output (B, 1 + T'H'W', dim_out) where T'H'W' is the query-pooled grid
+    and ``dim_out`` defaults to ``dim``.
+
+    MViTv2's options: ``rel_pos_spatial``/``rel_pos_temporal`` add decomposed relative positions, with tables sized
+    for ``input_size``, the (T, H, W) grid the block receives at the training clip size (other sizes are served by
+    resizing the tables); ``rel_pos_zero_init`` starts them at zero; ``residual_pooling`` adds the pooled query to
+    the output of every grid token. ``separate_qkv`` keeps three projections ``q``, ``k``, ``v`` instead of one
+    fused ``qkv``.
     """
 
     def __init__(
@@ -105,28 +117,73 @@ class MultiScaleAttention(nn.Module):
         has_cls: bool = True,
         proj_drop: float = 0.0,
         pool_norm_eps: float = 1e-6,
+        dim_out: Optional[int] = None,
+        input_size: Optional[Grid] = None,
+        rel_pos_spatial: bool = False,
+        rel_pos_temporal: bool = False,
+        rel_pos_zero_init: bool = False,
+        residual_pooling: bool = False,
+        separate_qkv: bool = False,
     ) -> None:
         super().__init__()
+        dim_out = dim if dim_out is None else dim_out
         self.num_heads = num_heads
-        self.head_dim = heads_of(dim, num_heads)
+        self.head_dim = heads_of(dim_out, num_heads)
+        self.dim_out = dim_out
         self.has_cls = has_cls
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.residual_pooling = residual_pooling
+        self.separate_qkv = separate_qkv
+        if separate_qkv:
+            self.q = nn.Linear(dim, dim_out, bias=qkv_bias)
+            self.k = nn.Linear(dim, dim_out, bias=qkv_bias)
+            self.v = nn.Linear(dim, dim_out, bias=qkv_bias)
+        else:
+            self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
         self.pool_k = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
         self.pool_v = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
+        self.rel_pos_h = self.rel_pos_w = self.rel_pos_t = None
+        if (rel_pos_spatial or rel_pos_temporal) and input_size is None:
+            raise ValueError("relative positions need input_size, the (T, H, W) grid the block receives")
+        if rel_pos_spatial:
+            # one length for both spatial tables, from the height, as the reference (square grids)
+            length = rel_table_length(input_size[1], stride_q, stride_kv, axis=1)
+            self.rel_pos_h = new_rel_table(length, self.head_dim, rel_pos_zero_init)
+            self.rel_pos_w = new_rel_table(length, self.head_dim, rel_pos_zero_init)
+        if rel_pos_temporal:
+            self.rel_pos_t = new_rel_table(2 * input_size[0] - 1, self.head_dim, rel_pos_zero_init)
 
     def _pool(self, pool: Optional[AttentionPool], x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
         return (x, thw) if pool is None else pool(x, thw, self.has_cls)
 
+    def _project_qkv(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # (B, N, C) -> 3 x (B, heads, N, d)
+        batch, length, _ = x.shape
+        if self.separate_qkv:
+            shape = (batch, length, self.num_heads, self.head_dim)
+            return (
+                self.q(x).reshape(shape).transpose(1, 2),
+                self.k(x).reshape(shape).transpose(1, 2),
+                self.v(x).reshape(shape).transpose(1, 2),
+            )
+        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
+
     def forward(self, x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
-        batch, length, dim = x.shape
-        # (B, N, 3C) -> 3 x (B, heads, N, d)
-        q, k, v = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        batch = x.shape[0]
+        q, k, v = self._project_qkv(x)
         q, q_thw = self._pool(self.pool_q, q, thw)
-        k, _ = self._pool(self.pool_k, k, thw)
+        k, k_thw = self._pool(self.pool_k, k, thw)
         v, _ = self._pool(self.pool_v, v, thw)
-        x = F.scaled_dot_product_attention(q, k, v)
-        x = x.transpose(1, 2).reshape(batch, -1, dim)  # (B, heads, N', d) -> (B, N', C)
+        bias = None
+        if self.rel_pos_t is not None or self.rel_pos_h is not None:
+            bias = rel_pos_bias(q, q_thw, k_thw, self.has_cls, self.rel_pos_h, self.rel_pos_w, self.rel_pos_t)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if self.residual_pooling:
+            # the class token takes no residual, as in the reference
+            x = x + (F.pad(q[:, :, 1:], (0, 0, 1, 0)) if self.has_cls else q)
+        x = x.transpose(1, 2).reshape(batch, -1, self.dim_out)  # (B, heads, N', d) -> (B, N', C)
         return self.proj_drop(self.proj(x)), q_thw

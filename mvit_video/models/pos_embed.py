@@ -71,22 +71,11 @@ class JointPosEmbed(nn.Module):
 
 
 class NoPosEmbed(nn.Module):
-    """No absolute position: tokens are left as they are (Table 11's "none")."""
+    """No absolute position: tokens are left as they are (Table 11's "none"; MViTv2, whose positions are relative)."""
+
+    def __init__(self, embed_dim: int = 0, grid: Grid = (0, 0, 0), cls_token: bool = False) -> None:
+        # the positional seam's signature; nothing to learn
+        super().__init__()
 
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
         return x
-
-
-def build_pos_embed(kind: str, embed_dim: int, grid: Grid, cls_token: bool) -> nn.Module:
-    """Returns the positional embedding named ``kind``: "separate", "joint" or "none".
-
-    Raises:
-        ValueError: unknown ``kind``.
-    """
-    if kind == "separate":
-        return SeparatePosEmbed(embed_dim, grid, cls_token)
-    if kind == "joint":
-        return JointPosEmbed(embed_dim, grid, cls_token)
-    if kind == "none":
-        return NoPosEmbed()
-    raise ValueError(f"unknown positional embedding {kind!r} (expected separate, joint or none)")

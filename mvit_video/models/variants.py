@@ -1,15 +1,12 @@
-"""The layers that variants of MViT swap in at its seams, chosen by name.
+"""Adapters that give the variant layers MViT's seam signatures (see ``mvit.py``).
 
-MViT has five seams: the stem, the positional encoding, the attention, the MLP and the head. ``mvit.py`` builds
-the plain layers itself ("cube", "separate"/"joint"/"none", "mhpa", "mlp", "linear") and asks this module for any
-other name:
+The variant classes keep the constructors of their papers; the functions here take the seam's arguments, check that
+the variant can honour them, and build the layer. ``models/build.py`` maps config names to these.
 
 =========== ========================================================================================================
-stem        "i2t": CeiT's image-to-tokens; "overlap": PVT v2's overlapping patch embedding (cube + LayerNorm)
-position    PEG (CPVT) after chosen blocks; see :class:`~mvit_video.models.peg.PEG`
-attention   "elsa": ELSA (no query pooling); "linear_sra": MHPA with PVT v2's linear spatial-reduction K/V
-mlp         "leff": CeiT's LeFF; "convffn": PVT v2's ConvFFN
-head        "lca": CeiT's layer-wise class-token attention before the classifier
+stem        :func:`i2t_stem`: CeiT's image-to-tokens; PVT v2's overlapping embedding takes the seam as it is
+attention   :func:`elsa_attention`: ELSA (no query pooling); :func:`linear_sra_attention`: MHPA with PVT v2's
+            linear spatial-reduction K/V
 =========== ========================================================================================================
 """
 
@@ -18,17 +15,10 @@ from typing import Sequence, Tuple
 
 from torch import nn
 
-from .conv_ffn import ConvFFN
 from .elsa import ELSA
 from .i2t import ImageToTokens3d
-from .leff import LeFF
+from .layers import Grid
 from .linear_sra import LinearSRAttention
-from .patch_embed import OverlapPatchEmbed3d
-
-STEMS = ("cube", "i2t", "overlap")
-ATTENTIONS = ("mhpa", "elsa", "linear_sra")
-MLPS = ("mlp", "leff", "convffn")
-HEADS = ("linear", "lca")
 
 
 @dataclass(frozen=True)
@@ -41,72 +31,57 @@ class VariantOptions:
     elsa_gamma: float = 1.0
     elsa_group_width: int = 8
     sra_pool_size: Tuple[int, int, int] = (8, 7, 7)
+    # PVT v2's "linear" switch: with linear SRA, its ConvFFN also rectifies fc1's output (B2-Li)
+    pvt_linear: bool = False
 
 
-def _unknown(seam: str, name: str, names: Sequence[str]) -> ValueError:
-    return ValueError(f"unknown {seam} {name!r} (expected one of {', '.join(names)})")
+def _check_width(name: str, dim: int, dim_out: int) -> None:
+    if dim_out != dim:
+        raise ValueError(
+            f"{name} keeps the width of its input ({dim}) but the block widens in its attention to {dim_out}: "
+            "set MVIT.DIM_MUL_IN_ATT False with this attention"
+        )
 
 
-def build_stem(
-    name: str,
-    in_channels: int,
-    embed_dim: int,
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    padding: Sequence[int],
-    options: VariantOptions,
+def i2t_stem(
+    in_channels: int, embed_dim: int, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], *,
+    channels: int = 64,
 ) -> nn.Module:
-    """A variant stem: clip (B, 3, T, H, W) -> tokens (B, T'H'W', embed_dim) and grid, on the cube stem's grid."""
-    if name == "i2t":
-        return ImageToTokens3d(in_channels, embed_dim, stride, options.i2t_channels)
-    if name == "overlap":
-        return OverlapPatchEmbed3d(in_channels, embed_dim, kernel, stride, padding)
-    raise _unknown("stem", name, STEMS)
+    """CeiT's I2T stem on the cube stem's grid (the cube's kernel and padding do not apply)."""
+    return ImageToTokens3d(in_channels, embed_dim, stride, channels)
 
 
-def build_attention(
-    name: str,
-    dim: int,
-    num_heads: int,
-    qkv_bias: bool,
-    mode: str,
-    kernel_q: Sequence[int],
-    stride_q: Sequence[int],
-    has_cls: bool,
-    proj_drop: float,
-    pool_norm_eps: float,
-    options: VariantOptions,
+def elsa_attention(
+    dim: int, num_heads: int, *, dim_out: int, input_size: Grid, qkv_bias: bool, mode: str,
+    kernel_q: Sequence[int], stride_q: Sequence[int], kernel_kv: Sequence[int], stride_kv: Sequence[int],
+    has_cls: bool, proj_drop: float, pool_norm_eps: float, options: VariantOptions = VariantOptions(),
 ) -> nn.Module:
-    """A variant attention: (B, [1 +] THW, dim) and grid -> (B, [1 +] T'H'W', dim) and the query-pooled grid.
+    """ELSA in place of MHPA (K/V pooling has no part in it).
 
     Raises:
-        ValueError: ELSA asked to pool the query (it keeps the grid; MViT keeps MHPA in those blocks).
+        ValueError: the block pools the query (ELSA keeps the grid; MViT keeps MHPA in those blocks) or widens in
+            its attention.
     """
-    if name == "elsa":
-        if any(s > 1 for s in stride_q):
-            raise ValueError(f"ELSA cannot pool the query (stride {tuple(stride_q)}): keep MHPA in this block")
-        return ELSA(
-            dim,
-            num_heads,
-            options.elsa_kernel,
-            options.elsa_lam,
-            options.elsa_gamma,
-            options.elsa_group_width,
-            qkv_bias=qkv_bias,
-            has_cls=has_cls,
-            proj_drop=proj_drop,
-        )
-    if name == "linear_sra":
-        return LinearSRAttention(
-            dim, num_heads, options.sra_pool_size, qkv_bias, mode, kernel_q, stride_q, has_cls, proj_drop, pool_norm_eps
-        )
-    raise _unknown("attention", name, ATTENTIONS)
+    if any(s > 1 for s in stride_q):
+        raise ValueError(f"ELSA cannot pool the query (stride {tuple(stride_q)}): keep MHPA in this block")
+    _check_width("ELSA", dim, dim_out)
+    return ELSA(
+        dim, num_heads, options.elsa_kernel, options.elsa_lam, options.elsa_gamma, options.elsa_group_width,
+        qkv_bias=qkv_bias, has_cls=has_cls, proj_drop=proj_drop,
+    )
 
 
-def build_mlp(name: str, dim: int, hidden: int, dim_out: int, has_cls: bool, dropout: float) -> nn.Module:
-    """A variant MLP: (B, [1 +] THW, dim) and grid -> (B, [1 +] THW, dim_out)."""
-    if name == "leff":
-        return LeFF(dim, hidden, dim_out, has_cls, dropout)
-    if name == "convffn":
-        return ConvFFN(dim, hidden, dim_out, has_cls, dropout)
-    raise _unknown("MLP", name, MLPS)
+def linear_sra_attention(
+    dim: int, num_heads: int, *, dim_out: int, input_size: Grid, qkv_bias: bool, mode: str,
+    kernel_q: Sequence[int], stride_q: Sequence[int], kernel_kv: Sequence[int], stride_kv: Sequence[int],
+    has_cls: bool, proj_drop: float, pool_norm_eps: float, options: VariantOptions = VariantOptions(),
+) -> nn.Module:
+    """MHPA whose K/V pooling is PVT v2's linear spatial reduction to ``options.sra_pool_size``.
+
+    Raises:
+        ValueError: the block widens in its attention.
+    """
+    _check_width("linear SRA", dim, dim_out)
+    return LinearSRAttention(
+        dim, num_heads, options.sra_pool_size, qkv_bias, mode, kernel_q, stride_q, has_cls, proj_drop, pool_norm_eps
+    )

@@ -19,6 +19,7 @@ from mvit_video.data import (
     VideoRecord,
     build_dataset,
     load_classnames,
+    parse_rand_augment,
     read_csv_annotations,
     scan_class_folders,
 )
@@ -217,3 +218,23 @@ def test_collated_training_batch_is_a_float_clip_batch(synthetic_dir):
     batch = dataset.collate_fn([dataset[i] for i in range(3)])
     assert batch["frames"].dtype == torch.float32 and batch["indices"].tolist() == [0, 1, 2]
     assert batch["failures"] == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Seeded items
+# ---------------------------------------------------------------------------------------------------------------------
+def test_a_seeded_item_depends_on_the_seed_and_index_alone(videos):
+    good, _ = videos
+    transform = TrainTransform(48, MEAN, STD, jitter_scales=(48, 64), erase_prob=0.5,
+                               rand_augment=parse_rand_augment("rand-m7-n4-mstd0.5-inc1"))
+    dataset = TrainClipDataset([VideoRecord(path, 1) for path in good], CLIP, transform, num_samples=2, backend="pyav")
+    dataset.set_seed(7)
+    first = dataset[1]["frames"]
+    assert not torch.equal(first[0], first[1])  # the two repeated samples are augmented differently
+    torch.manual_seed(123)  # another state of the caller's generators, and another order of reads
+    dataset[0]
+    state = torch.get_rng_state()
+    assert torch.equal(dataset[1]["frames"], first)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream is untouched
+    dataset.set_seed(8)
+    assert not torch.equal(dataset[1]["frames"], first)

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import torch
 
 from mvit_video.engine.meters import TestMeter
@@ -30,6 +31,9 @@ def test_views_are_summed_per_video_and_failures_are_misses(tmp_path):
     assert json.loads((tmp_path / "test_results.json").read_text())["top1"] == s["top1"]
     rows = list(csv.DictReader(open(tmp_path / "test_predictions.csv")))
     assert [r["prediction"] for r in rows] == ["1", "1", ""] and rows[2]["failed"] == "truncated or corrupt video"
+    scores = np.load(tmp_path / "test_scores.npy")  # the views' mean softmax, one row per video
+    assert scores.shape == (3, 3) and np.isnan(scores[2]).all()
+    np.testing.assert_allclose(scores[:2], [[0.35, 0.4, 0.25], [0.25, 0.5, 0.25]], rtol=1e-6)
 
 
 def test_max_ensemble_differs_from_sum():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mvit_video.config import load_config
-from mvit_video.engine.optim import LrSchedule, build_lr_schedule, build_optimizer, param_groups
+from mvit_video.engine.optim import LrSchedule, build_lr_schedule, build_optimizer, layer_id, param_groups, set_lr
 from mvit_video.models import build_model
 
 from .conftest import ROOT
@@ -54,3 +54,85 @@ def test_without_zero_wd_everything_decays():
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
     groups = param_groups(model, 0.05, zero_wd_1d=False)
     assert len(groups) == 1 and len(groups[0]["params"]) == 4
+
+
+TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")  # 6 blocks: layers 0 (stem) .. 7 (head)
+
+
+def _names(model: torch.nn.Module, group: dict) -> set:
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)] for p in group["params"]}
+
+
+def test_layer_ids_follow_pyslowfast():
+    assert [layer_id(n, 6) for n in ("patch_embed.proj.weight", "cls_token", "pos_embed.spatial")] == [0, 0, 0]
+    assert [layer_id(n, 6) for n in ("blocks.0.attn.qkv.weight", "blocks.5.mlp.fc2.bias")] == [1, 6]
+    assert [layer_id(n, 6) for n in ("norm.weight", "head.projection.weight")] == [7, 7]
+    assert layer_id("blocks.3.pos.proj.weight", 16) == 4  # a PEG is part of the block it follows
+
+
+def test_layer_decay_scales_each_layer_and_keeps_weight_decay_grouping():
+    cfg = load_config(TINY, ["SOLVER.LAYER_DECAY", "0.5"])
+    model = build_model(cfg)
+    groups = build_optimizer(cfg, model).param_groups
+    plain = param_groups(model, cfg.SOLVER.WEIGHT_DECAY, True, model.no_weight_decay())  # without layer decay
+    plain_no_decay = _names(model, plain[1])
+    scale_of = {}
+    for group in groups:
+        names = _names(model, group)
+        assert len({layer_id(n, 6) for n in names}) == 1  # one layer per group
+        assert (names <= plain_no_decay) == (group["weight_decay"] == 0.0)  # and the same weight-decay split
+        assert names <= plain_no_decay or not names & plain_no_decay
+        scale_of.update({n: group["lr_scale"] for n in names})
+    assert len(scale_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
+    assert sum(len(g["params"]) for g in groups) == len(scale_of)
+    assert scale_of["patch_embed.proj.weight"] == scale_of["cls_token"] == 0.5**7
+    assert scale_of["blocks.0.attn.qkv.weight"] == scale_of["blocks.0.norm1.bias"] == 0.5**6
+    assert scale_of["blocks.5.mlp.fc1.weight"] == 0.5
+    assert scale_of["head.projection.weight"] == scale_of["norm.weight"] == 1.0
+    assert [g["lr_scale"] for g in groups] == sorted(g["lr_scale"] for g in groups)  # from the stem up
+
+
+def test_scheduled_lr_is_scaled_per_group_and_moves_layers_accordingly():
+    cfg = load_config(TINY, ["SOLVER.LAYER_DECAY", "0.5", "SOLVER.WEIGHT_DECAY", "0.0", "MODEL.DROPOUT_RATE", "0.0"])
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg, model)
+    schedule = build_lr_schedule(cfg)
+    lr = schedule(12.5)  # in the warm-up
+    set_lr(optimizer, lr)  # as the training loop does every iteration
+    assert all(g["lr"] == pytest.approx(lr * g["lr_scale"]) for g in optimizer.param_groups)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model(torch.randn(1, 3, 8, 112, 112)).logsumexp(dim=1).sum().backward()
+    optimizer.step()
+    # Adam's first step moves each weight by about its lr (sign of the gradient): the stem 2^7 times less than the head
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    assert moved["head.projection.weight"] == pytest.approx(lr, rel=0.01)
+    assert moved["blocks.5.mlp.fc2.weight"] == pytest.approx(lr * 0.5, rel=0.01)
+    assert moved["patch_embed.proj.weight"] == pytest.approx(lr * 0.5**7, rel=0.01)
+
+
+def test_layer_decay_one_gives_the_plain_groups_exactly():
+    cfg = load_config(TINY)
+    assert cfg.SOLVER.LAYER_DECAY == 1.0  # off by default
+    model = build_model(cfg)
+    groups = build_optimizer(cfg, model).param_groups
+    assert len(groups) == 2 and not any("lr_scale" in g for g in groups)
+    decay, no_decay = (_names(model, g) for g in groups)
+    ndim_or_skip = {n for n, p in model.named_parameters() if p.ndim <= 1 or n in model.no_weight_decay()}
+    assert no_decay == ndim_or_skip and decay == {n for n, _ in model.named_parameters()} - ndim_or_skip
+    optimizer = build_optimizer(cfg, model)
+    set_lr(optimizer, 0.25)  # a plain optimiser (or one restored from a state saved without lr_scale) takes the lr
+    assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.25]
+
+
+@pytest.mark.parametrize("value", ["0.0", "1.5", "-0.75"])
+def test_layer_decay_outside_0_1_is_refused_naming_the_key(value):
+    cfg = load_config(TINY, ["SOLVER.LAYER_DECAY", value])
+    with pytest.raises(ValueError, match=r"SOLVER.LAYER_DECAY = .* is not in \(0, 1\]"):
+        build_optimizer(cfg, build_model(cfg))
+
+
+def test_layer_decay_needs_numbered_blocks():
+    cfg = load_config(TINY, ["SOLVER.LAYER_DECAY", "0.75"])
+    with pytest.raises(ValueError, match="SOLVER.LAYER_DECAY = 0.75: .*model.blocks; Sequential has none"):
+        build_optimizer(cfg, torch.nn.Sequential(torch.nn.Linear(3, 3)))

@@ -100,9 +100,10 @@ def test_ceit_model_uses_i2t_leff_and_lca():
     assert all(isinstance(b.mlp, LeFF) for b in model.blocks)
     # MViT widens in the MLP of a stage's last block: LeFF does too
     assert [b.mlp.fc2.out_features for b in model.blocks] == [96, 96, 192, 192, 192, 192]
-    assert model.lca.widths == [96, 96, 192, 192, 192, 192] and set(model.lca.project) == {"96"}
-    assert "lca.layer_embed" not in model.no_weight_decay()  # the config lets positional tables decay
+    assert isinstance(model.readout, LCA)
+    assert model.readout.widths == [96, 96, 192, 192, 192, 192] and set(model.readout.project) == {"96"}
+    assert "readout.layer_embed" not in model.no_weight_decay()  # the config lets positional tables decay
     with torch.no_grad():
         assert model(torch.randn(2, 3, 8, 112, 112)).shape == (2, 5)
-    with pytest.raises(ValueError, match="cls_embed_on"):
+    with pytest.raises(ValueError, match="MVIT.CLS_EMBED_ON"):
         build_model(load_config(str(CONFIGS / "synthetic/MVIT_TINY_CEIT.yaml"), ["MVIT.CLS_EMBED_ON", "False"]))

@@ -1,5 +1,6 @@
 """PEG (CPVT) in 3D: a translation-equivariant, light positional encoding that frees MViT from a fixed grid."""
 
+from itertools import product
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,51 @@ def test_peg_is_translation_equivariant(axis):
     assert torch.equal(out[:, 0], cls[:, 0])  # the class token bypasses PEG
 
 
+def _constant_grid_reference(peg: PEG, value: torch.Tensor, thw) -> torch.Tensor:
+    """PEG of a grid whose every token is ``value`` (C,), by hand, with zero padding: at each cell, value + bias +
+    value * (the sum of the kernel taps that land inside the grid). Returns (THW, C), time-major."""
+    kernel, bias = peg.proj.weight[:, 0], peg.proj.bias  # (C, 3, 3, 3), (C,)
+    out = []
+    for cell in product(*(range(n) for n in thw)):
+        # taps 0, 1, 2 look at cell - 1, cell, cell + 1: drop the ones that fall off the grid on each axis
+        inside = tuple(slice(0 if i > 0 else 1, 3 if i < n - 1 else 2) for i, n in zip(cell, thw))
+        out.append(value + bias + value * kernel[(slice(None),) + inside].sum(dim=(1, 2, 3)))
+    return torch.stack(out)
+
+
+def _peg_of_constant_grid(peg: PEG, value: torch.Tensor, thw) -> torch.Tensor:
+    cls = torch.randn(1, 1, value.numel())
+    x = torch.cat([cls, value.expand(1, thw[0] * thw[1] * thw[2], -1)], dim=1)
+    with torch.no_grad():
+        out = peg(x, thw)
+    assert torch.equal(out[:, 0], cls[:, 0])
+    return out[0, 1:]
+
+
+def test_peg_zero_padding_tells_the_border_from_the_interior():
+    # CPVT: zero padding is where PEG's absolute position cue comes from; a constant clip shows it alone
+    peg = PEG(4).eval()
+    with torch.no_grad():
+        peg.proj.bias.normal_()
+    thw, value = (3, 4, 5), torch.randn(4)
+    out = _peg_of_constant_grid(peg, value, thw)
+    with torch.no_grad():
+        assert torch.allclose(out, _constant_grid_reference(peg, value, thw), atol=1e-6)
+    grid = out.reshape(*thw, 4)
+    assert torch.allclose(grid[1, 1, 1], grid[1, 2, 3], atol=1e-6)  # the interior cells are all alike
+    assert (grid[0, 0, 0] - grid[1, 1, 1]).abs().max() > 1e-2  # a corner is not
+
+
+@pytest.mark.parametrize("mode", ["circular", "replicate"])
+def test_peg_border_test_fails_without_zero_padding(mode):
+    peg = PEG(4).eval()
+    peg.proj.padding_mode = mode  # a PEG that wraps or repeats the grid at its borders sees no border
+    thw, value = (3, 4, 5), torch.randn(4)
+    with torch.no_grad():
+        reference = _constant_grid_reference(peg, value, thw)
+    assert not torch.allclose(_peg_of_constant_grid(peg, value, thw), reference, atol=1e-3)
+
+
 @pytest.mark.parametrize("dim", [8, 96])
 def test_peg_has_28c_parameters_and_cpvt_init(dim):
     peg = PEG(dim)
@@ -54,17 +100,18 @@ def test_peg_placement_and_no_weight_decay():
     cfg = load_config(str(CONFIGS / "K400/MVIT_B_16x4_PEG.yaml"))
     model = build_model(cfg)
     # after the first block of every stage; MViT-B's stages start at blocks 0, 1, 3 and 14
-    assert sorted(model.peg, key=int) == ["0", "1", "3", "14"]
+    pegs = {i: b.pos for i, b in enumerate(model.blocks) if b.pos is not None}
+    assert sorted(pegs) == [0, 1, 3, 14] and all(isinstance(p, PEG) for p in pegs.values())
     assert isinstance(model.pos_embed, NoPosEmbed)
-    widths = [model.peg[i].proj.in_channels for i in ("0", "1", "3", "14")]
+    widths = [pegs[i].proj.in_channels for i in (0, 1, 3, 14)]
     assert widths == [192, 192, 384, 768]  # the output width of the block each follows
-    assert sum(p.numel() for p in model.peg.parameters()) == 28 * sum(widths)
+    assert sum(p.numel() for peg in pegs.values() for p in peg.parameters()) == 28 * sum(widths)
     # PEG never decays, even where the config lets positional tables decay (ZERO_DECAY_POS_CLS: False)
     assert not cfg.MVIT.ZERO_DECAY_POS_CLS
-    expected = {f"peg.{i}.proj.{p}" for i in ("0", "1", "3", "14") for p in ("weight", "bias")}
+    expected = {f"blocks.{i}.pos.proj.{p}" for i in (0, 1, 3, 14) for p in ("weight", "bias")}
     assert set(model.no_weight_decay()) == expected
     first = build_model(load_config(str(CONFIGS / "synthetic/MVIT_TINY_PEG.yaml"), ["MVIT.PEG_PLACEMENT", "first"]))
-    assert list(first.peg) == ["0"]
+    assert [i for i, b in enumerate(first.blocks) if b.pos is not None] == [0]
 
 
 @pytest.mark.parametrize("frames,size", [(8, 112), (32, 112), (8, 224), (32, 224)])
