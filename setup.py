@@ -39,6 +39,8 @@ setup(
         # tools/export.py --format onnx: onnx to write the file, onnxruntime to check it against the eager model.
         # torch's TorchScript-based exporter is used, so onnxscript (the new exporter's dependency) is not needed.
         "onnx": ONNX,
+        # TENSORBOARD.ENABLE: scalars of stats.jsonl mirrored to OUTPUT_DIR/tensorboard.
+        "tensorboard": ["tensorboard>=2.10"],
         "test": ["pytest>=7", "scikit-video", "scipy", *ONNX],
     },
 )

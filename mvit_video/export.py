@@ -1,13 +1,16 @@
 """Exporting a model for deployment at a fixed clip size, checked against the eager model.
 
 TorchScript is traced; ONNX goes through ``torch.onnx.export`` (needs the ``onnx`` package, ``pip install
-mvit_video[onnx]``) and, when onnxruntime is installed, is run there on the CPU for the check.
+mvit_video[onnx]``) and is run in onnxruntime on the CPU for the check. An export that cannot be checked is refused
+unless the check is turned off.
 """
 
 from typing import Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .errors import import_optional
 
 FORMATS = ("torchscript", "onnx")
 # Fixed rather than torch's default, so that the file does not change with the torch version; 17 is the first opset
@@ -27,11 +30,11 @@ def _torchscript(model: nn.Module, example: torch.Tensor, out: str):
     return lambda x: loaded(x)
 
 
-def _onnx(model: nn.Module, example: torch.Tensor, out: str):
-    try:
-        import onnx  # noqa: F401
-    except ImportError as err:
-        raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime") from err
+def _onnx(model: nn.Module, example: torch.Tensor, out: str, check: bool = True):
+    import_optional("onnx", "onnx", "ONNX export")
+    # Before exporting, so that an export that cannot be checked leaves no file behind.
+    runtime = import_optional("onnxruntime", "onnx", "Checking the ONNX export (skip it with --no-check)") \
+        if check else None
     # The TorchScript-based exporter (dynamo=False, deprecated since torch 2.9 but still shipped): on the synthetic
     # tiny configs it exports plain MViT and the PEG, ELSA, CEIT and PVT variants with logits within 4e-7 of eager in
     # onnxruntime, in 2-7 s. The torch.export-based default gives the same logits where it works, but needs onnxscript,
@@ -45,31 +48,32 @@ def _onnx(model: nn.Module, example: torch.Tensor, out: str):
             f"ONNX export of {type(model).__name__} to {out} failed: {str(err).splitlines()[0]} (export to TorchScript "
             f"instead, or replace that operator in the model)"
         ) from err
-    try:
-        import onnxruntime
-    except ImportError:
+    if runtime is None:
         return None
-    session = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"])
+    session = runtime.InferenceSession(out, providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {"clip": x.numpy()})[0])
 
 
 def export_model(
-    model: nn.Module, input_size: Sequence[int], fmt: str, out: str, tolerance: float = 1e-4, seed: int = 0
+    model: nn.Module, input_size: Sequence[int], fmt: str, out: str, tolerance: float = 1e-4, seed: int = 0,
+    check: bool = True,
 ) -> Tuple[float, bool]:
-    """Exports ``model`` for clips of ``input_size`` (C, T, H, W), batch 1, to ``out``.
+    """Exports ``model`` for clips of ``input_size`` (C, T, H, W), batch 1, to ``out``; with ``check``, runs the
+    export and compares its logits with the eager model's.
 
     Returns:
-        The max absolute logit difference between the exported and the eager model on a random clip (NaN when no
-        runtime was available to run the export), and whether the exported model was run.
+        The max absolute logit difference between the exported and the eager model on a random clip (NaN without
+        ``check``), and whether the exported model was run.
     Raises:
         ValueError: unknown format. ExportError: export failed, or the difference is above ``tolerance``.
+        MissingPackageError: onnx is not installed, or ``check`` and onnxruntime is not installed (nothing written).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (expected {', '.join(FORMATS)})")
     model = model.eval()
     example = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(seed))
-    run = (_torchscript if fmt == "torchscript" else _onnx)(model, example, out)
-    if run is None:
+    run = _torchscript(model, example, out) if fmt == "torchscript" else _onnx(model, example, out, check)
+    if not check:
         return float("nan"), False
     clip = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():

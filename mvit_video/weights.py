@@ -137,7 +137,7 @@ _ENTRIES = [
         "torchvision_mvit_v2_s_k400", "https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth", "torchvision",
         "configs/K400/MVITv2_S_16x4.yaml", "kinetics400", 80.757, 94.665,
         "1 crop x 5 clips of 16 frames at 7.5 fps", 34.537744, TORCHVISION_SRC,
-        notes="ported by torchvision from PySlowFast's weights; loading it needs the MViTv2 layout conversion",
+        notes="ported by torchvision from PySlowFast's weights",
     ),
     Weights(
         "pytorchvideo_mvit_base_16x4_k400",

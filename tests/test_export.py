@@ -10,6 +10,7 @@ import torch
 
 from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
+from mvit_video.errors import MissingPackageError
 from mvit_video.export import ExportError, export_model
 from mvit_video.models import build_model
 
@@ -33,8 +34,8 @@ def export_tool():
 def _drifting(export_fn):
     """``export_fn``, followed by a change of the eager model: the export and the model must then disagree."""
 
-    def export_then_drift(m, example, out):
-        run = export_fn(m, example, out)
+    def export_then_drift(m, example, out, *check):
+        run = export_fn(m, example, out, *check)
         with torch.no_grad():
             m.head.projection.bias.add_(1.0)
         return run
@@ -74,9 +75,24 @@ def test_unknown_format():
 
 def test_onnx_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as on a machine without it: `import onnx` raises ImportError
-    with pytest.raises(ExportError, match=r"pip install onnx onnxruntime"):
+    with pytest.raises(MissingPackageError, match=r"ONNX export needs the onnx package.*mvit_video\[onnx\]"):
         export_model(build_model(load_config(TINY)), CLIP, "onnx", str(tmp_path / "x.onnx"))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_export_that_cannot_be_checked_fails_unless_no_check(tiny_checkpoint, tmp_path, monkeypatch, capsys,
+                                                               export_tool):
+    pytest.importorskip("onnx", reason="ONNX export needs onnx: pip install -e '.[onnx]'")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as on a machine without onnxruntime
+    out = tmp_path / "tiny.onnx"
+    args = ["--cfg", TINY, "--checkpoint", tiny_checkpoint[1], "--format", "onnx", "--out", str(out)]
+    assert export_tool.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "onnxruntime" in err and "--no-check" in err and "mvit_video[onnx]" in err
+    assert not out.exists()
+    assert export_tool.main([*args, "--no-check"]) == 0
+    assert "written; not checked (--no-check)" in capsys.readouterr().out
+    assert out.stat().st_size > 100_000
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +122,17 @@ def test_onnx_export_of_each_variant_matches_eager(variant, tmp_path):
     _onnxruntime()
     model = build_model(load_config(str(ROOT / f"configs/synthetic/MVIT_TINY_{variant}.yaml")))
     diff, ran = export_model(model, CLIP, "onnx", str(tmp_path / f"{variant}.onnx"))
+    assert ran and diff < 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_mvitv2_exports_match_eager(fmt, tmp_path):
+    # relative positions (the attention bias), residual pooling and widening in the attention, exported
+    if fmt == "onnx":
+        _onnxruntime()
+    model = build_model(load_config(str(ROOT / "configs/synthetic/MVITv2_TINY.yaml")))
+    assert model.blocks[0].attn.rel_pos_t is not None
+    diff, ran = export_model(model, CLIP, fmt, str(tmp_path / f"v2.{fmt}"))
     assert ran and diff < 1e-4
 
 

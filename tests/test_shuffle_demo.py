@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mvit_video.analysis.experiments import budget_warnings
 from mvit_video.config import load_config
 from mvit_video.models import build_model
 
@@ -71,7 +72,7 @@ def test_missing_dataset_says_how_to_generate_it(tool, tmp_path, capsys):
 
 
 def test_disagreeing_output_dirs_are_refused(tool, tmp_path, capsys):
-    assert tool.main(["--out-dir", str(tmp_path / "a"), "--opts", "OUTPUT_DIR", str(tmp_path / "b")]) == 2
+    assert tool.main(["--out-dir", str(tmp_path / "a"), "--opts", "OUTPUT_DIR", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err
     assert "--out-dir" in err and "OUTPUT_DIR" in err
 
@@ -93,15 +94,19 @@ def test_vit_tiny_is_the_tiny_mvit_without_pooling():
     # the inspection sees pooling and widening where they are
     assert any(b.attn.pool_q is not None for b in mvit.blocks) and all(b.attn.pool_k is not None for b in mvit.blocks)
     assert len({w for pair in _widths(mvit) for w in pair}) == 3
+    grids = []
+    for block in vit.blocks:
+        block.register_forward_hook(lambda module, args, out: grids.append((tuple(out[0].shape), tuple(out[1]))))
     with torch.no_grad():  # every block keeps the full 4 x 14 x 14 grid and the class token
-        assert vit.forward_features(torch.zeros(1, 3, 8, 112, 112)).shape == (1, 1 + 4 * 14 * 14, 144)
+        vit(torch.zeros(1, 3, 8, 112, 112))
+    assert grids == [((1, 1 + 4 * 14 * 14, 144), (4, 14, 14))] * len(vit.blocks)
     n_mvit, n_vit = (sum(p.numel() for p in m.parameters()) for m in (mvit, vit))
     assert 0.8 < n_vit / n_mvit < 1.2  # comparable parameter counts (widths 48-192 vs 144)
 
 
-def test_budget_warnings_name_the_stale_checkpoint(tool):
+def test_budget_warnings_name_the_stale_checkpoint():
     entry = {"epochs": 10, "checkpoint": "a/checkpoints/checkpoint_epoch_00010.pyth", "output_dir": "a"}
-    assert tool.budget_warnings({"MViT": entry, "ViT": {**entry, "output_dir": "b"}}, 10) == []
-    lines = tool.budget_warnings({"MViT": entry, "ViT": {**entry, "epochs": 3, "output_dir": "b"}}, 3)
+    assert budget_warnings({"MViT": entry, "ViT": {**entry, "output_dir": "b"}}, 10) == []
+    lines = budget_warnings({"MViT": entry, "ViT": {**entry, "epochs": 3, "output_dir": "b"}}, 3)
     assert "not from the same budget (MViT 10 epochs, ViT 3 epochs)" in lines[0]
     assert len(lines) == 2 and "MViT checkpoint probed is from epoch 10" in lines[1] and "remove a" in lines[1]

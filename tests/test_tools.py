@@ -38,7 +38,7 @@ def test_run_net_names_a_missing_dataset(tmp_path):
 
 def test_run_net_names_unknown_key():
     out = _run("--cfg", TINY, "--opts", "MVIT.NOT_A_KEY", "1")
-    assert out.returncode == 2
+    assert out.returncode == 1
     assert "MVIT.NOT_A_KEY" in out.stderr
 
 
@@ -50,3 +50,34 @@ def test_run_net_refuses_a_checkpoint_of_other_classes_without_drop_head(tmp_pat
     assert out.returncode == 1
     assert "shape of head.projection.weight: checkpoint (12, 192) vs model (4, 192)" in out.stderr
     assert "TRAIN.CHECKPOINT_DROP_HEAD True" in out.stderr
+
+
+def test_run_net_takes_pyslowfast_positional_overrides_and_opts_alike(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text(f"{split}/a.mp4 0\n")
+    out = _run("--cfg", TINY, "SOLVER.MAX_EPOCH", "3", "DATA.PATH_TO_DATA_DIR", str(tmp_path), "TRAIN.BATCH_SIZE", "2",
+               "--dry-run", "--opts", "SOLVER.OPTIMIZING_METHOD", "sgd")
+    assert out.returncode == 0, out.stderr
+    assert "train MViT for 3 epochs" in out.stdout and "batch 2, sgd" in out.stdout
+
+
+def test_run_net_refuses_an_unknown_flag_among_the_overrides():
+    out = _run("--cfg", TINY, "SOLVER.MAX_EPOCH", "3", "--dry_run")
+    assert out.returncode == 2 and "unrecognized arguments: --dry_run" in out.stderr
+
+
+def test_run_net_more_gpus_than_present_is_one_line(tmp_path):
+    import torch
+
+    wanted = max(2, torch.cuda.device_count() + 1)  # NUM_GPUS 1 on a CPU-only machine runs on the CPU
+    out = _run("--cfg", TINY, "NUM_GPUS", str(wanted), "OUTPUT_DIR", str(tmp_path))
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: NUM_GPUS = {wanted} but ") and out.stderr.count("\n") == 1
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_run_net_several_shards_without_init_method_is_one_line(tmp_path):
+    out = _run("--cfg", TINY, "--num_shards", "2", "--shard_id", "1", "OUTPUT_DIR", str(tmp_path))
+    assert out.returncode == 1
+    assert out.stderr == "error: NUM_SHARDS = 2: give --init_method tcp://HOST:PORT (the same on every shard, HOST " \
+                         "being shard 0), or launch with torchrun\n"

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from mvit_video import cli  # noqa: E402
 from mvit_video.data import decoder  # noqa: E402
 from mvit_video.data.clip_sampling import ClipSpec, train_clip_indices  # noqa: E402
 from mvit_video.data.kinetics import VideoRecord  # noqa: E402
@@ -217,11 +218,13 @@ def run(args: argparse.Namespace) -> None:
                "s per video, identical tensors asserted", views, "per view (PySlowFast)", "s", 1)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    run(parser.parse_args())
+    cli.add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    return cli.run(lambda: run(args), args.debug)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

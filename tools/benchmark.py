@@ -41,6 +41,7 @@ from typing import Callable, List, Optional
 import _paths  # noqa: F401
 import torch
 
+from mvit_video import cli
 from mvit_video.checkpoint import load_checkpoint
 from mvit_video.config import load_config
 from mvit_video.flops import count_model
@@ -418,8 +419,9 @@ def bench_variants(args: argparse.Namespace) -> None:
         print(f"| {path} | {params:,} | {gflops:.2f} | {seconds * 1e3:.0f} |")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_debug_flag(parser)
     sub = parser.add_subparsers(dest="what", required=True)
     model = sub.add_parser("model", help="this MViT vs torchvision's mvit_v1_b, forward pass")
     model.add_argument("--cfg", default="configs/K400/MVIT_B_16x4.yaml")
@@ -468,8 +470,8 @@ def main(argv=None) -> None:
     else:
         data.set_defaults(func=lambda _: sys.exit(f"the data benchmark is unavailable: {data_error}"))
     args = parser.parse_args(argv)
-    args.func(args)
+    return cli.run(lambda: args.func(args), args.debug)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

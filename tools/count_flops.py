@@ -9,10 +9,12 @@ One fused multiply-add counts as one flop, as fvcore and the MViT paper count.
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import _paths  # noqa: F401
 
+from mvit_video import cli
 from mvit_video.config import load_config
 from mvit_video.flops import count_model
 from mvit_video.models import build_model
@@ -24,7 +26,13 @@ def config_input_size(cfg) -> tuple:
 
 
 def markdown_table(root: str) -> str:
-    """Params, GFLOPs and activations of every config under ``root``, one Markdown row each."""
+    """Params, GFLOPs and activations of every config under ``root``, one Markdown row each.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder. ConfigError: naming the config that does not load.
+    """
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"--root {root}: no such folder")
     rows = ["| config | params | GFLOPs | activations |", "|---|---|---|---|"]
     for path in sorted(Path(root).rglob("*.yaml")):
         cfg = load_config(str(path))
@@ -33,7 +41,7 @@ def markdown_table(root: str) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--cfg", help="YAML config file")
@@ -41,7 +49,13 @@ def main() -> None:
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "configs"))
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of key: value lines")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides, as in run_net")
-    args = parser.parse_args()
+    cli.add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    return cli.run(lambda: count(args), args.debug)
+
+
+def count(args: argparse.Namespace) -> None:
+    """Prints the counts of --cfg, or the table of every config under --root."""
     if args.all:
         print(markdown_table(args.root))
         return
@@ -58,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

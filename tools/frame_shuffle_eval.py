@@ -17,10 +17,9 @@ import sys
 
 import _paths  # noqa: F401
 
+from mvit_video import cli
 from mvit_video.analysis.shuffle_probe import format_table, probe
-from mvit_video.checkpoint import CheckpointError
-from mvit_video.config import ConfigError, load_config
-from mvit_video.data import AnnotationError
+from mvit_video.config import load_config
 from mvit_video.pretrained import checkpoint_config
 
 
@@ -33,20 +32,21 @@ def main(argv=None) -> int:
     parser.add_argument("--token-chunks", action="store_true",
                         help="move whole temporal tokens (MVIT.PATCH_STRIDE[0] frames) instead of single frames")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     if not args.cfg and not args.checkpoint:
         parser.error("name the model: --checkpoint and/or --cfg")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        cfg = checkpoint_config(args.checkpoint, args.cfg, args.opts)[0] if args.checkpoint else \
-            load_config(args.cfg, args.opts)
-        report = probe(cfg, args.repeats, not args.no_reverse, args.token_chunks)
-    except (ConfigError, FileNotFoundError, CheckpointError, AnnotationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return cli.run(lambda: run(args), args.debug)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Runs the probe and prints its table and files."""
+    cfg = checkpoint_config(args.checkpoint, args.cfg, args.opts)[0] if args.checkpoint else \
+        load_config(args.cfg, args.opts)
+    report = probe(cfg, args.repeats, not args.no_reverse, args.token_chunks)
     print(format_table(report))
     print(f"written: {cfg.OUTPUT_DIR}/frame_shuffle.json, {cfg.OUTPUT_DIR}/frame_shuffle.png")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mvit_video import cli  # noqa: E402
 from mvit_video.data.synthetic import (  # noqa: E402
     CLASSNAMES,
     MANIFEST,
@@ -37,11 +38,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--if-stale", action="store_true",
                         help=f"do nothing if --out holds a {MANIFEST} of this generator version and these options")
+    cli.add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
+    return cli.run(lambda: generate(args), args.debug)
+
+
+def generate(args: argparse.Namespace) -> None:
+    """Writes the dataset (unless --if-stale finds it current) and prints what it wrote."""
     num_val = args.num_test if args.num_val is None else args.num_val
     spec = dataset_spec(args.seed, args.num_train, num_val, args.num_test, args.size, args.frames, args.fps)
     if args.if_stale:
@@ -71,4 +78,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,23 +13,32 @@ import sys
 
 import _paths  # noqa: F401
 
+from mvit_video import cli
 from mvit_video.engine.stats import plot_curves
+
+
+def plot(args: argparse.Namespace) -> None:
+    """Draws the runs' curves into --out and prints its path.
+
+    Raises:
+        FileNotFoundError: a folder without stats.jsonl.
+    """
+    runs = {}
+    for folder in args.runs:
+        path = os.path.join(folder, "stats.jsonl")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such file (is {folder} an OUTPUT_DIR of tools/run_net.py?)")
+        runs[os.path.basename(os.path.normpath(folder))] = path
+    print(plot_curves(runs, args.out))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="OUTPUT_DIR folders that hold a stats.jsonl")
     parser.add_argument("--out", default="curves.png", help="PNG to write")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
-    runs = {}
-    for folder in args.runs:
-        path = os.path.join(folder, "stats.jsonl")
-        if not os.path.isfile(path):
-            print(f"error: {path}: no such file (is {folder} an OUTPUT_DIR of tools/run_net.py?)", file=sys.stderr)
-            return 1
-        runs[os.path.basename(os.path.normpath(folder))] = path
-    print(plot_curves(runs, args.out))
-    return 0
+    return cli.run(lambda: plot(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ decoding the video once more; with several videos, OUT is a folder that receives
 Class names come from --classnames (a file, or kinetics400 / kinetics600), else the checkpoint, else the registry
 entry, else the config's dataset (DATA.CLASSNAMES, classnames.txt, class folders). The model runs on
 CUDA when available. A video that cannot be read is reported in one line on stderr and the others are still
-processed; the exit status is then 1 (2 for a bad config, checkpoint or class-name file).
+processed; the exit status is then 1, as for a bad config, checkpoint or class-name file.
 """
 
 import argparse
@@ -37,10 +37,8 @@ import _paths  # noqa: F401
 
 import av
 
+from mvit_video import cli
 from mvit_video.annotate import annotate_video
-from mvit_video.checkpoint import CheckpointError
-from mvit_video.config import ConfigError
-from mvit_video.data import AnnotationError
 from mvit_video.data.decoder import VideoDecodeError
 from mvit_video.inference import Prediction, Timeline, predict, predict_timeline
 from mvit_video.pretrained import LoadedModel, load_model
@@ -64,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="clips per forward pass (default TEST.BATCH_SIZE)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides of the config")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
     check_args(parser, args)
     return args
@@ -149,11 +148,12 @@ def failure_reason(err: Exception) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        loaded = load(args)
-    except (ConfigError, FileNotFoundError, CheckpointError, AnnotationError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: predict_videos(args), args.debug)
+
+
+def predict_videos(args: argparse.Namespace) -> int:
+    """Predicts every video; one that cannot be read is reported and the others go on. Returns the exit status."""
+    loaded = load(args)
     progress = sys.stderr.isatty()
     records, failed = [], 0
     for video in args.videos:

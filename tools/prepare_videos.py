@@ -17,7 +17,7 @@ import sys
 
 import _paths  # noqa: F401
 
-from mvit_video.data import AnnotationError
+from mvit_video import cli
 from mvit_video.data.clip_sampling import ClipSpec
 from mvit_video.data.prepare import EncodeSettings, PrepareReport, prepare_dataset, time_clip_decoding
 from mvit_video.machine import describe_machine
@@ -42,7 +42,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="then time N training clips per video, before and after preparation")
     parser.add_argument("--clip", default="16x4", help="T x tau of the timed clips")
     parser.add_argument("--backend", default=None, help="decoding backend of the timing (default: the decoder's)")
+    cli.add_debug_flag(parser)
     return parser.parse_args(argv)
+
+
+def parse_clip(text: str) -> ClipSpec:
+    """``"16x4"`` -> ClipSpec(16, 4); raises ValueError naming --clip otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ValueError(f"--clip must be frames x stride, like 16x4; got {text!r}")
+    return ClipSpec(int(parts[0]), int(parts[1]))
 
 
 def print_report(report: PrepareReport, out_dir: str) -> None:
@@ -69,20 +78,21 @@ def print_timing(report: PrepareReport, clip: ClipSpec, clips: int, backend) -> 
               f"| {row.source_ms / row.output_ms:.2f}x |")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def prepare(args: argparse.Namespace) -> int:
+    """Prepares the dataset, prints the report (and the timing); returns 1 when some video failed, else 0."""
+    clip = parse_clip(args.clip)
     settings = EncodeSettings(args.short_side, args.keyint, args.fps, args.crf, args.preset, not args.no_upscale)
-    try:
-        frames, rate = (int(part) for part in args.clip.lower().split("x"))
-        report = prepare_dataset(args.inputs, args.out, settings, args.workers, args.separator, args.prefix,
-                                 progress=not args.quiet)
-    except (FileNotFoundError, AnnotationError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    report = prepare_dataset(args.inputs, args.out, settings, args.workers, args.separator, args.prefix,
+                             progress=not args.quiet)
     print_report(report, args.out)
     if args.time_clips:
-        print_timing(report, ClipSpec(frames, rate), args.time_clips, args.backend)
+        print_timing(report, clip, args.time_clips, args.backend)
     return 1 if report.failed else 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return cli.run(lambda: prepare(args), args.debug)
 
 
 if __name__ == "__main__":

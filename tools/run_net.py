@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """PySlowFast's command line: train and test a model described by a config.
 
-    tools/run_net.py --cfg configs/K400/MVIT_B_16x4.yaml [--opts KEY VALUE ...]
-    torchrun --nproc_per_node 8 tools/run_net.py --cfg ...            (one node, 8 processes)
-    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 tools/run_net.py --cfg ...
-    tools/run_net.py --checkpoint NAME|PATH|URL [--cfg FILE] [--opts ...]      (test a checkpoint, no training)
+    tools/run_net.py --cfg FILE [KEY VALUE ...] [--dry-run] [--debug]          (--opts KEY VALUE ... also works)
+    tools/run_net.py --cfg FILE NUM_GPUS 8                                      (one machine, 8 processes)
+    tools/run_net.py --cfg FILE --init_method tcp://HOST0:9999 --num_shards 4 --shard_id I NUM_GPUS 8
+                                                                                (machine I of 4, as PySlowFast)
+    torchrun --nproc_per_node 8 tools/run_net.py --cfg FILE NUM_GPUS 8         (torchrun's launch instead)
+    tools/run_net.py --checkpoint NAME|PATH|URL [--cfg FILE] [KEY VALUE ...]   (test a checkpoint, no training)
 
 TRAIN.ENABLE trains (validating every TRAIN.EVAL_PERIOD epochs, resuming with TRAIN.AUTO_RESUME); TEST.ENABLE then
 runs the multi-view test on TEST.CHECKPOINT_FILE_PATH or the newest checkpoint. --dry-run only checks the config, the
-data folder, its annotation files and class names, and prints the model's size, what the data holds and the plan. --checkpoint (a file, an http(s) URL or a registry name)
-tests that checkpoint with TRAIN.ENABLE False; without --cfg, the config is the one it stores (or its registry
-entry's), and --opts override it.
+data folder, its annotation files and class names, and prints the model's size, what the data holds and the plan.
+--checkpoint (a file, an http(s) URL or a registry name) tests that checkpoint with TRAIN.ENABLE False; without --cfg,
+the config is the one it stores (or its registry entry's), and the overrides apply to it. --num_shards and --shard_id
+set NUM_SHARDS and SHARD_ID (after the overrides).
 """
 
 import argparse
@@ -21,31 +24,46 @@ import time
 
 import _paths  # noqa: F401
 
-from mvit_video.checkpoint import CheckpointError
-from mvit_video.config import ConfigError, load_config
-from mvit_video.data import AnnotationError, describe_data
+from mvit_video import cli
+from mvit_video.config import load_config
+from mvit_video.data import describe_data
+from mvit_video.engine.launch import is_reporting_process
+from mvit_video.engine.launch import run as run_job
 from mvit_video.flops import count_model
 from mvit_video.models import build_model
 from mvit_video.pretrained import checkpoint_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The options, with ``overrides``: the positional KEY VALUE pairs, then those after --opts, then the shards."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     usage="%(prog)s --cfg FILE [KEY VALUE ...] [options]")
     parser.add_argument("--cfg", dest="cfg_file", help="YAML config file")
     parser.add_argument("--checkpoint", help="test this checkpoint (a file, URL or registry name), no training")
-    parser.add_argument("--dry-run", action="store_true", help="check the config and print the plan only")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides of the config")
-    args = parser.parse_args(argv)
+    parser.add_argument("--init_method", help="PySlowFast's process-group address, e.g. tcp://HOST:PORT of shard 0")
+    parser.add_argument("--num_shards", type=int, help="machines of the job (sets NUM_SHARDS)")
+    parser.add_argument("--shard_id", type=int, help="this machine, 0..num_shards-1 (sets SHARD_ID)")
+    parser.add_argument("--dry-run", action="store_true", help="check the config and data and print the plan only")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides (also positional)")
+    cli.add_debug_flag(parser)
+    # Positional KEY VALUE pairs as in PySlowFast: whatever is not an option, in order.
+    args, positional = parser.parse_known_args(argv)
+    flags = [item for item in positional if item.startswith("--")]
+    if flags:
+        parser.error(f"unrecognized arguments: {' '.join(flags)}")
     if not args.cfg_file and not args.checkpoint:
         parser.error("give --cfg, or --checkpoint to test a checkpoint")
+    shards = [*(["NUM_SHARDS", str(args.num_shards)] if args.num_shards is not None else []),
+              *(["SHARD_ID", str(args.shard_id)] if args.shard_id is not None else [])]
+    args.overrides = [*positional, *args.opts, *shards]
     return args
 
 
 def load(args: argparse.Namespace):
-    """The config to run: --cfg and --opts, or with --checkpoint its config (TRAIN.ENABLE False) and its file."""
+    """The config to run: --cfg and the overrides, or with --checkpoint its config (TRAIN.ENABLE False)."""
     if not args.checkpoint:
-        return load_config(args.cfg_file, args.opts)
-    return checkpoint_config(args.checkpoint, args.cfg_file, ["TRAIN.ENABLE", "False", *args.opts])[0]
+        return load_config(args.cfg_file, args.overrides)
+    return checkpoint_config(args.checkpoint, args.cfg_file, ["TRAIN.ENABLE", "False", *args.overrides])[0]
 
 
 def plan(cfg) -> list:
@@ -95,48 +113,34 @@ def print_summary(cfg, results: dict, seconds: float) -> None:
             print(f"{name}: {path}")
 
 
-def check_data(cfg) -> int:
-    """Prints what the data folder holds; 0, or 1 after one error line when it cannot be used."""
-    try:
-        lines = describe_data(cfg)
-    except (FileNotFoundError, AnnotationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for line in lines:
+def check_data(cfg) -> None:
+    """Prints what the data folder holds.
+
+    Raises:
+        FileNotFoundError, AnnotationError: the data cannot be used (see :func:`~mvit_video.data.describe_data`).
+    """
+    for line in describe_data(cfg):
         print(f"data: {line}")
-    return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    """Loads the config, prints the model and plan, then trains and tests (--dry-run: checks the data instead)."""
+    cfg = load(args)
+    if is_reporting_process(cfg.SHARD_ID):
+        describe(cfg, args.cfg_file or args.checkpoint)
+    if args.dry_run:
+        check_data(cfg)
+        return
+    start = time.perf_counter()
+    results = run_job(cfg, args.init_method)
+    if results is not None:
+        print_summary(cfg, results, time.perf_counter() - start)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        cfg = load(args)
-    except (ConfigError, FileNotFoundError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        describe(cfg, args.cfg_file or args.checkpoint)
-    if args.dry_run:
-        return check_data(cfg)
-    from mvit_video.engine.distributed import shutdown
-    from mvit_video.engine.trainer import test, train
-
-    start = time.perf_counter()
-    results = {}
-    try:
-        if cfg.TRAIN.ENABLE:
-            results.update(train(cfg))
-        if cfg.TEST.ENABLE:
-            results["test"] = test(cfg)
-    except (FileNotFoundError, AnnotationError, CheckpointError, ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        shutdown()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print_summary(cfg, results, time.perf_counter() - start)
-    return 0
+    return cli.run(lambda: run(args), args.debug)
 
 
 if __name__ == "__main__":

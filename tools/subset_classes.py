@@ -14,6 +14,7 @@ import sys
 
 import _paths  # noqa: F401
 
+from mvit_video import cli
 from mvit_video.data.class_subset import write_class_subset
 
 
@@ -26,14 +27,20 @@ def main(argv=None) -> int:
     parser.add_argument("--prefix", default="", help="the source's DATA.PATH_PREFIX")
     parser.add_argument("--separator", default=" ", help="the source's DATA.PATH_LABEL_SEPARATOR (kept)")
     parser.add_argument("--absolute-paths", action="store_true", help="write absolute video paths")
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: write(args), args.debug)
+
+
+def write(args: argparse.Namespace) -> None:
+    """Writes the subset and prints its labels, files and the overrides to train on it.
+
+    Raises:
+        FileNotFoundError, AnnotationError, ValueError: see :func:`~mvit_video.data.class_subset.write_class_subset`.
+    """
     classes = [name.strip() for name in args.classes.split(",") if name.strip()]
-    try:
-        counts = write_class_subset(args.src, classes, args.out, args.classnames, args.prefix, args.separator,
-                                    args.absolute_paths)
-    except (FileNotFoundError, ValueError) as err:  # AnnotationError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    counts = write_class_subset(args.src, classes, args.out, args.classnames, args.prefix, args.separator,
+                                args.absolute_paths)
     for label, name in enumerate(classes):
         print(f"{label:3d} {name}")
     for split, count in counts.items():
@@ -41,7 +48,6 @@ def main(argv=None) -> int:
         print(f"{split}: {count} videos ({written})")
     print(f"train on it with: DATA.PATH_TO_DATA_DIR {args.out} DATA.CLASSNAMES "
           f"{os.path.join(args.out, 'classnames.txt')} MODEL.NUM_CLASSES {len(classes)}")
-    return 0
 
 
 if __name__ == "__main__":

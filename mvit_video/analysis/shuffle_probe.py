@@ -8,7 +8,7 @@ import simplejson
 from fvcore.common.config import CfgNode
 
 from ..engine.trainer import test
-from .frame_shuffle import FrameShuffle
+from ..data.frame_order import FrameShuffle
 
 
 def probe(cfg: CfgNode, repeats: int = 3, reverse: bool = True, token_chunks: bool = False) -> Dict:

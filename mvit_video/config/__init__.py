@@ -29,6 +29,25 @@ def _normalise(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+# What makes a network single-scale: MODEL.ARCH "vit" is MViT with none of these set.
+_VIT_EMPTY_KEYS = (
+    "DIM_MUL", "HEAD_MUL", "POOL_Q_STRIDE", "POOL_KV_STRIDE", "POOL_KV_STRIDE_ADAPTIVE", "POOL_KVQ_KERNEL"
+)
+
+
+def _check_vit(cfg: CfgNode, source: str) -> None:
+    """MODEL.ARCH "vit" promises no pooling and no channel expansion; refuses a config that has them."""
+    if cfg.MODEL.ARCH != "vit":
+        return
+    multiscale = [f"MVIT.{key}" for key in _VIT_EMPTY_KEYS if cfg.MVIT[key]]
+    if multiscale:
+        raise ConfigError(
+            f"{source}: MODEL.ARCH = 'vit' is single-scale, but {', '.join(multiscale)} "
+            f"{'is' if len(multiscale) == 1 else 'are'} set; empty them (see configs/K400/VIT_B_16x4.yaml) or use "
+            f"MODEL.ARCH mvit"
+        )
+
+
 def validate(cfg: CfgNode, source: str = "config") -> CfgNode:
     """Refuses values this project does not implement; returns ``cfg`` unchanged.
 
@@ -42,40 +61,76 @@ def validate(cfg: CfgNode, source: str = "config") -> CfgNode:
                 f"{source}: {key} = {value!r} is not supported by mvit_video (supported: "
                 f"{', '.join(repr(a) for a in allowed)})"
             )
+    _check_vit(cfg, source)
     return cfg
 
 
 class _DuplicateKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key repeated in one mapping (PyYAML would silently keep the last one)."""
+    """A YAML loader that refuses a key repeated with another value in one mapping (PyYAML would silently keep the
+    last one). A key repeated with the same value, as SOLVER.COSINE_AFTER_WARMUP in PySlowFast's MVITv2_S_16x4.yaml,
+    is harmless and accepted."""
 
     def construct_mapping(self, node, deep=False):
         seen = {}
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            value = self.construct_object(value_node, deep=True)
+            if key in seen and seen[key][1] != value:
                 raise ConfigError(
-                    f"{self.name}: key {key!r} appears twice in one section (lines {seen[key] + 1} and "
-                    f"{key_node.start_mark.line + 1}); YAML would silently keep the second. Remove one."
+                    f"{self.name}: key {key!r} appears twice in one section with different values (lines "
+                    f"{seen[key][0] + 1} and {key_node.start_mark.line + 1}); YAML would silently keep the second. "
+                    f"Remove one."
                 )
-            seen[key] = key_node.start_mark.line
+            seen[key] = (key_node.start_mark.line, value)
         return super().construct_mapping(node, deep=deep)
 
 
-def check_yaml_file(path: str) -> None:
-    """Refuses a config file, or any file it names as ``_BASE_``, that repeats a key within one section.
+def _read_yaml(path: str):
+    """The parsed YAML document of ``path``, checked for repeated keys.
 
-    PySlowFast's MVIT_B_32x3_CONV.yaml sets MVIT.DEPTH twice, and so silently builds a 24-block network.
+    Raises:
+        ConfigError: a YAML syntax error (with its line), an empty file, or a key repeated with another value.
     """
     with open(path) as f:
-        loader = _DuplicateKeyLoader(f)
-        loader.name = str(path)
+        loader = None
         try:
-            data = loader.get_single_data() or {}
+            loader = _DuplicateKeyLoader(f)
+            loader.name = str(path)
+            data = loader.get_single_data()
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}: {err.problem or err.context}") from err
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from err
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start})") from err
         finally:
-            loader.dispose()
-    base = data.get("_BASE_") if isinstance(data, dict) else None
+            if loader is not None:
+                loader.dispose()
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a config sets at least one key (or _BASE_)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got a YAML {type(data).__name__}")
+    return data
+
+
+def check_yaml_file(path: str) -> None:
+    """Refuses a config file, or any file it names as ``_BASE_``, that is not valid YAML, is empty, or repeats a key
+    with another value within one section.
+
+    PySlowFast's MVIT_B_32x3_CONV.yaml sets MVIT.DEPTH twice, and so silently builds a 24-block network.
+
+    Raises:
+        ConfigError: naming the file and the line.
+        FileNotFoundError: a ``_BASE_`` file does not exist.
+    """
+    base = _read_yaml(path).get("_BASE_")
     if base:
-        check_yaml_file(str(Path(path).parent / base) if not Path(base).is_absolute() else base)
+        base_path = str(Path(path).parent / base) if not Path(base).is_absolute() else base
+        if not Path(base_path).is_file():
+            raise FileNotFoundError(f"{path}: _BASE_ config file not found: {base_path}")
+        check_yaml_file(base_path)
 
 
 def merge_opts(cfg: CfgNode, opts: Sequence[str], source: str = "--opts") -> None:

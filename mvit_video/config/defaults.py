@@ -16,13 +16,16 @@ _C = CfgNode()
 # ---------------------------------------------------------------------------------------------------------------------
 _C.TRAIN = CfgNode()
 _C.TRAIN.ENABLE = True
+# Kinetics-style datasets (DATA.LAYOUT csv or folders) are the only ones: locked in SUPPORTED_VALUES.
 _C.TRAIN.DATASET = "kinetics"
 _C.TRAIN.BATCH_SIZE = 64
 _C.TRAIN.EVAL_PERIOD = 10
 _C.TRAIN.CHECKPOINT_PERIOD = 10
 _C.TRAIN.AUTO_RESUME = True
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
-_C.TRAIN.CHECKPOINT_EPOCH_RESET = False
+# TRAIN.CHECKPOINT_FILE_PATH gives weights only: training starts at epoch 1 with a fresh optimiser (PySlowFast's
+# True). To continue a run, restart it in its OUTPUT_DIR with TRAIN.AUTO_RESUME. Locked in SUPPORTED_VALUES.
+_C.TRAIN.CHECKPOINT_EPOCH_RESET = True
 # Leave the classifier of TRAIN.CHECKPOINT_FILE_PATH out, to fine-tune to another number of classes.
 _C.TRAIN.CHECKPOINT_DROP_HEAD = False
 # Autocast on CUDA (ignored on the CPU): bfloat16 by default; float16 adds a gradient scaler.
@@ -113,6 +116,9 @@ add_variant_config(_C)
 # ---------------------------------------------------------------------------------------------------------------------
 # Augmentation (consumed by the training pipeline)
 # ---------------------------------------------------------------------------------------------------------------------
+# With AUG.ENABLE: RandAugment (AA_TYPE) whose geometric operations resample with INTERPOLATION, as PySlowFast;
+# COLOR_JITTER (brightness, contrast and saturation, one draw per clip) only when AA_TYPE is "", as timm; random
+# erasing (RE_*). Resizing and crops are bilinear, as PySlowFast's spatial sampling.
 _C.AUG = CfgNode()
 _C.AUG.ENABLE = False
 _C.AUG.NUM_SAMPLE = 1
@@ -132,7 +138,7 @@ _C.MIXUP.PROB = 1.0
 _C.MIXUP.SWITCH_PROB = 0.5
 _C.MIXUP.LABEL_SMOOTH_VALUE = 0.1
 
-# MViT has no batch norm; the keys exist so that PySlowFast files load, and precise BN statistics are refused.
+# MViT has no batch norm; the keys exist so that PySlowFast files load, locked to precise BN statistics off.
 _C.BN = CfgNode()
 _C.BN.USE_PRECISE_STATS = False
 _C.BN.NUM_BATCHES_PRECISE = 200
@@ -171,10 +177,21 @@ _C.OUTPUT_DIR = "./output"
 _C.LOG_PERIOD = 10
 
 _C.TENSORBOARD = CfgNode()
+# Scalars of stats.jsonl mirrored to OUTPUT_DIR/tensorboard; needs pip install mvit_video[tensorboard].
 _C.TENSORBOARD.ENABLE = False
+
+# PySlowFast features this project does not have: accepted at "off" only (locked in SUPPORTED_VALUES), so that
+# PySlowFast files load; any other value, or any other key of these sections, is refused by name.
+_C.TRAIN.CHECKPOINT_TYPE = "pytorch"
+_C.TEST.CHECKPOINT_TYPE = "pytorch"
+_C.DEMO = CfgNode()
+_C.DEMO.ENABLE = False
+_C.DETECTION = CfgNode()
+_C.DETECTION.ENABLE = False
 
 # Values that PySlowFast accepts but this project does not implement: refused with the key named, never ignored.
 SUPPORTED_VALUES = {
+    # "vit" is MViT with no pooling and no channel expansion; config.validate checks that it is.
     "MODEL.ARCH": ("mvit", "vit"),
     "MODEL.MODEL_NAME": ("MViT",),
     "MVIT.MODE": ("conv", "max", "avg"),
@@ -187,6 +204,14 @@ SUPPORTED_VALUES = {
     "MVIT.USE_FIXED_SINCOS_POS": (False,),
     "MVIT.REV.ENABLE": (False,),
     "BN.USE_PRECISE_STATS": (False,),
+    "BN.NUM_BATCHES_PRECISE": (200,),
+    "TRAIN.DATASET": ("kinetics",),
+    "TEST.DATASET": ("kinetics",),
+    "TRAIN.CHECKPOINT_EPOCH_RESET": (True,),
+    "TRAIN.CHECKPOINT_TYPE": ("pytorch",),
+    "TEST.CHECKPOINT_TYPE": ("pytorch",),
+    "DEMO.ENABLE": (False,),
+    "DETECTION.ENABLE": (False,),
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16"),
     "MODEL.LOSS_FUNC": ("soft_cross_entropy", "cross_entropy"),
     "SOLVER.OPTIMIZING_METHOD": ("adamw", "sgd"),

@@ -29,6 +29,8 @@ def build_train_transform(cfg: CfgNode) -> TrainTransform:
     """The training augmentation described by DATA.* and AUG.* (see TrainTransform for the order of steps)."""
     data, aug = cfg.DATA, cfg.AUG
     use_rand_augment = aug.ENABLE and bool(aug.AA_TYPE)
+    # timm's rule, as PySlowFast's ImageNet pipeline: colour jitter only when there is no RandAugment.
+    color_jitter = aug.COLOR_JITTER if aug.ENABLE and not aug.AA_TYPE else 0.0
     return TrainTransform(
         crop_size=data.TRAIN_CROP_SIZE,
         mean=data.MEAN,
@@ -40,6 +42,8 @@ def build_train_transform(cfg: CfgNode) -> TrainTransform:
         rand_augment=parse_rand_augment(aug.AA_TYPE) if use_rand_augment else None,
         erase_prob=aug.RE_PROB if aug.ENABLE else 0.0,
         erase_mode=aug.RE_MODE,
+        interpolation=aug.INTERPOLATION,
+        color_jitter=color_jitter,
     )
 
 
@@ -49,6 +53,11 @@ def build_eval_transform(cfg: CfgNode, split: str) -> EvalTransform:
     # PySlowFast: 3 crops tile a short side of TEST_CROP_SIZE; 1 crop is the centre of a short side of 256.
     short_side = cfg.DATA.TEST_CROP_SIZE if num_crops > 1 else cfg.DATA.TRAIN_JITTER_SCALES[0]
     return EvalTransform(short_side, cfg.DATA.TEST_CROP_SIZE, num_crops, cfg.DATA.MEAN, cfg.DATA.STD)
+
+
+def has_split(data_dir: str, split: str) -> bool:
+    """Whether ``data_dir`` holds ``split`` in either layout: ``{split}.csv`` or a ``{split}/`` folder."""
+    return os.path.isfile(os.path.join(data_dir, f"{split}.csv")) or os.path.isdir(os.path.join(data_dir, split))
 
 
 def build_classnames(cfg: CfgNode) -> Tuple[Optional[List[str]], str]:
@@ -166,6 +175,7 @@ __all__ = [
     "build_records",
     "build_train_transform",
     "check_num_classes",
+    "has_split",
     "collate_clips",
     "collate_views",
     "describe_data",

@@ -8,6 +8,7 @@ never broken by the augmentation.
 Geometry follows PySlowFast: bilinear resizing without antialiasing, short side first; the test crops of
 ``uniform_crop`` (centre offset rounded up; three crops at the start, centre and end of the long side).
 Resizing runs on uint8 frames, which differs from PySlowFast's float resizing by at most a rounding step.
+RandAugment's geometric operations resample with AUG.INTERPOLATION (bicubic or bilinear), as in PySlowFast.
 """
 
 import math
@@ -17,9 +18,14 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.functional import _get_inverse_affine_matrix
 from torchvision.transforms.v2 import functional as F
 
 BILINEAR = v2.InterpolationMode.BILINEAR
+BICUBIC = v2.InterpolationMode.BICUBIC
+INTERPOLATIONS = {"bilinear": BILINEAR, "bicubic": BICUBIC}
+# RandAugment's operations that resample the frame: torchvision's tensor kernels do nearest or bilinear only.
+_GEOMETRIC_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 # RandAugment magnitudes use timm's scale of 0..10; with 101 bins a magnitude keeps one decimal.
 _MAGNITUDE_MAX = 10.0
 _MAGNITUDE_BINS = 101
@@ -66,25 +72,77 @@ def parse_rand_augment(policy: str) -> RandAugmentSpec:
     return spec
 
 
+def _geometric_op(transform_id: str, magnitude: float) -> Tuple[float, List[float], List[float], Optional[List[int]]]:
+    """(angle clockwise, translation, shear, centre or None for the frame's centre) of one of torchvision's
+    RandAugment geometric operations, as torchvision's RandAugment passes them to its affine kernels."""
+    shear = math.degrees(math.atan(magnitude))
+    return {
+        "ShearX": (0.0, [0.0, 0.0], [shear, 0.0], [0, 0]),
+        "ShearY": (0.0, [0.0, 0.0], [0.0, shear], [0, 0]),
+        "TranslateX": (0.0, [float(int(magnitude)), 0.0], [0.0, 0.0], None),
+        "TranslateY": (0.0, [0.0, float(int(magnitude))], [0.0, 0.0], None),
+        # F.rotate turns counter-clockwise; the affine angle is clockwise
+        "Rotate": (-magnitude, [0.0, 0.0], [0.0, 0.0], None),
+    }[transform_id]
+
+
+def affine_resample(video: torch.Tensor, angle: float, translate: Sequence[float], shear: Sequence[float],
+                    center: Optional[Sequence[int]], fill: float, mode: str) -> torch.Tensor:
+    """An affine warp of uint8 ``(..., 3, H, W)`` frames with ``grid_sample``'s ``mode`` ("bicubic", "bilinear"),
+    with torchvision's geometry (``F.affine``'s arguments) and ``fill`` outside the frame. Same shape and dtype.
+
+    Bicubic overshoot is clipped to 0..255.
+    """
+    height, width = video.shape[-2:]
+    center_f = [0.0, 0.0] if center is None else [c - size * 0.5 for c, size in zip(center, (width, height))]
+    inverse = torch.tensor(_get_inverse_affine_matrix(center_f, angle, list(translate), 1.0, list(shear))).view(2, 3)
+    # output pixel centres, relative to the frame's centre -> input positions, normalised to -1..1
+    ys, xs = torch.meshgrid(torch.arange(height) + 0.5 - height / 2, torch.arange(width) + 0.5 - width / 2,
+                            indexing="ij")
+    grid = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1) @ inverse.T / torch.tensor([width / 2, height / 2])
+    frames = video.reshape(-1, *video.shape[-3:]).float()  # (N, 3, H, W)
+    # a fourth channel of ones says how much of each output pixel comes from inside the frame
+    frames = torch.cat([frames, torch.ones_like(frames[:, :1])], dim=1)
+    warped = torch.nn.functional.grid_sample(frames, grid.expand(frames.shape[0], -1, -1, -1), mode=mode,
+                                             padding_mode="zeros", align_corners=False)
+    inside = warped[:, 3:]
+    out = (warped[:, :3] - fill) * inside + fill
+    return out.round_().clamp_(0, 255).to(video.dtype).view(video.shape)
+
+
+class _RandAugment(v2.RandAugment):
+    """torchvision's RandAugment, whose geometric operations also resample bicubically when asked to."""
+
+    def _apply_image_or_video_transform(self, image, transform_id, magnitude, interpolation, fill):
+        if interpolation == BICUBIC and transform_id in _GEOMETRIC_OPS:
+            angle, translate, shear, center = _geometric_op(transform_id, magnitude)
+            return affine_resample(image, angle, translate, shear, center, _RAND_AUGMENT_FILL, "bicubic")
+        return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)
+
+
 class VideoRandAugment:
     """RandAugment on a whole clip: one sequence of operations and magnitudes per clip, the same for every frame.
 
-    As in timm, the magnitude is drawn from N(m, mstd) per clip and clipped to [0, 10]. Geometric operations use
-    bilinear interpolation: torchvision has no bicubic kernel for tensors.
+    As in timm, the magnitude is drawn from N(m, mstd) per clip and clipped to [0, 10]. Geometric operations resample
+    with ``interpolation`` ("bicubic" or "bilinear", PySlowFast's AUG.INTERPOLATION).
     """
 
-    def __init__(self, spec: RandAugmentSpec):
+    def __init__(self, spec: RandAugmentSpec, interpolation: str = "bicubic"):
+        """Raises ValueError on an unknown interpolation."""
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"AUG.INTERPOLATION = {interpolation!r}: expected one of {', '.join(INTERPOLATIONS)}")
         self.spec = spec
+        self.interpolation = INTERPOLATIONS[interpolation]
 
     def __call__(self, video: tv_tensors.Video) -> tv_tensors.Video:
         magnitude = self.spec.magnitude
         if self.spec.magnitude_std > 0:
             magnitude = float(torch.normal(magnitude, self.spec.magnitude_std, ()).clamp(0, _MAGNITUDE_MAX))
-        augment = v2.RandAugment(
+        augment = _RandAugment(
             num_ops=self.spec.num_ops,
             magnitude=round(magnitude / _MAGNITUDE_MAX * (_MAGNITUDE_BINS - 1)),
             num_magnitude_bins=_MAGNITUDE_BINS,
-            interpolation=BILINEAR,
+            interpolation=self.interpolation,
             fill=_RAND_AUGMENT_FILL,
         )
         return augment(video)
@@ -139,7 +197,9 @@ def uniform_crop_offsets(height: int, width: int, size: int, num_crops: int) -> 
 class TrainTransform:
     """Training augmentation of one decoded clip: uint8 ``(T, H, W, 3)`` -> float32 ``(3, T, S, S)``.
 
-    In order, as PySlowFast with AUG.ENABLE: optional RandAugment on the decoded frames; then either an
+    In order, as PySlowFast with AUG.ENABLE: optional RandAugment on the decoded frames (geometric operations
+    resampled with ``interpolation``), or else optional colour jitter (timm's rule: jitter only without
+    RandAugment; brightness, contrast and saturation factors in [1 - j, 1 + j], drawn once per clip); then either an
     Inception-style random resized crop (when ``relative_scales`` is given) or a random short side in
     ``jitter_scales`` followed by a random ``crop_size`` crop; a horizontal flip with probability 0.5; normalisation;
     optional random erasing of one rectangle through all frames.
@@ -157,14 +217,20 @@ class TrainTransform:
         rand_augment: Optional[RandAugmentSpec] = None,
         erase_prob: float = 0.0,
         erase_mode: str = "pixel",
+        interpolation: str = "bicubic",
+        color_jitter: float = 0.0,
     ):
-        """Raises ValueError on a short side smaller than the crop or an unknown erase mode."""
+        """Raises ValueError on a short side smaller than the crop, an unknown erase mode or interpolation, or colour
+        jitter together with RandAugment."""
         if relative_scales is None and min(jitter_scales) < crop_size:
             raise ValueError(f"the short side jitter {list(jitter_scales)} must not be below the crop {crop_size}")
         if erase_mode not in ("pixel", "const"):
             raise ValueError(f"random erasing mode must be 'pixel' or 'const', got {erase_mode!r}")
         self.mean, self.std = list(mean), list(std)
-        self.rand_augment = VideoRandAugment(rand_augment) if rand_augment is not None else None
+        if rand_augment is not None and color_jitter > 0:
+            raise ValueError("colour jitter applies only without RandAugment (timm's rule); give one of them")
+        self.rand_augment = VideoRandAugment(rand_augment, interpolation) if rand_augment is not None else None
+        self.color_jitter = v2.ColorJitter(color_jitter, color_jitter, color_jitter) if color_jitter > 0 else None
         self.geometry = v2.Compose(
             self._crop_steps(crop_size, jitter_scales, relative_scales, relative_aspect)
             + ([v2.RandomHorizontalFlip(0.5)] if random_flip else [])
@@ -191,6 +257,8 @@ class TrainTransform:
         video = to_video(frames)  # (T, H, W, 3) -> (T, 3, H, W)
         if self.rand_augment is not None:
             video = self.rand_augment(video)
+        if self.color_jitter is not None:
+            video = self.color_jitter(video)
         video = self.geometry(video)
         clip = tv_tensors.Video(normalize(video, self.mean, self.std))
         if self.erase is not None:

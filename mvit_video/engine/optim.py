@@ -137,8 +137,9 @@ class LrSchedule:
         return self._cosine(epoch)
 
 
-def build_lr_schedule(cfg: CfgNode, world_size: int = 1) -> LrSchedule:
-    """The schedule of SOLVER.*; learning rates scale with ``world_size`` when SOLVER.BASE_LR_SCALE_NUM_SHARDS.
+def build_lr_schedule(cfg: CfgNode) -> LrSchedule:
+    """The schedule of SOLVER.*. With SOLVER.BASE_LR_SCALE_NUM_SHARDS its learning rates (base, warm-up start, cosine
+    end) are multiplied by NUM_SHARDS, the number of machines, as PySlowFast does (not by the number of processes).
 
     Raises:
         ValueError: an unknown SOLVER.LR_POLICY.
@@ -146,7 +147,7 @@ def build_lr_schedule(cfg: CfgNode, world_size: int = 1) -> LrSchedule:
     s = cfg.SOLVER
     if s.LR_POLICY not in ("cosine", "constant"):
         raise ValueError(f"SOLVER.LR_POLICY = {s.LR_POLICY!r} is not supported (cosine, constant)")
-    scale = world_size if s.BASE_LR_SCALE_NUM_SHARDS else 1
+    scale = cfg.NUM_SHARDS if s.BASE_LR_SCALE_NUM_SHARDS else 1
     return LrSchedule(
         base_lr=s.BASE_LR * scale,
         max_epoch=float(s.MAX_EPOCH),

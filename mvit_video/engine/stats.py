@@ -5,12 +5,17 @@ from typing import Dict, Iterable, List, Optional
 
 import simplejson
 
+from ..errors import import_optional
+
 
 class StatsWriter:
     """Appends records to ``stats.jsonl`` and mirrors scalars to TensorBoard.
 
     A resumed run continues the same file: the records of its first ``keep_epochs`` epochs stay, and those of later
     epochs, written by the interrupted run that this one repeats, are removed, so each epoch is reported once.
+
+    Raises:
+        MissingPackageError: ``tensorboard_dir`` is given and tensorboard is not installed.
     """
 
     def __init__(self, output_dir: str, tensorboard_dir: Optional[str] = None, keep_epochs: int = 0) -> None:
@@ -20,12 +25,9 @@ class StatsWriter:
             self._keep_epochs(keep_epochs)
         self.tb = None
         if tensorboard_dir:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as err:
-                raise RuntimeError(
-                    "TENSORBOARD.ENABLE is set but tensorboard is not installed: pip install tensorboard"
-                ) from err
+            import_optional("tensorboard", "tensorboard", "TENSORBOARD.ENABLE")
+            from torch.utils.tensorboard import SummaryWriter
+
             self.tb = SummaryWriter(tensorboard_dir)
 
     def _keep_epochs(self, epochs: int) -> None:

@@ -14,9 +14,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
-from ..analysis.frame_shuffle import FrameShuffle
 from ..checkpoint import LoadReport, load_checkpoint
-from ..data import build_classnames, build_dataset, check_num_classes
+from ..data import build_classnames, build_dataset, check_num_classes, has_split
+from ..data.frame_order import FrameShuffle
 from ..hub import resolve_checkpoint
 from ..models import build_model
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
@@ -122,11 +122,6 @@ def _classnames(cfg: CfgNode):
     return build_classnames(cfg)[0]
 
 
-def _has_split(cfg: CfgNode, split: str) -> bool:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    return os.path.exists(os.path.join(root, f"{split}.csv")) or os.path.isdir(os.path.join(root, split))
-
-
 def _build_training(cfg: CfgNode, dist: DistInfo):
     model = build_model(cfg).to(dist.device)
     if cfg.MODEL.ACT_CHECKPOINT:
@@ -171,14 +166,14 @@ def train(cfg: CfgNode) -> dict:
         The last epoch's training statistics and the last validation summary (on rank 0).
     """
     classnames = check_num_classes(cfg)
-    dist = init_distributed(cfg.NUM_GPUS)
+    dist = init_distributed(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
     seed_everything(cfg.RNG_SEED + dist.rank)
     model, optimizer, scaler, start_epoch = _build_training(cfg, dist)
     net = DistributedDataParallel(model, device_ids=[dist.device] if dist.device.type == "cuda" else None) \
         if dist.world_size > 1 else model
     train_set = build_dataset(cfg, "train")
-    val_set = build_dataset(cfg, "val") if _has_split(cfg, "val") else None
-    schedule = build_lr_schedule(cfg, dist.world_size)
+    val_set = build_dataset(cfg, "val") if has_split(cfg.DATA.PATH_TO_DATA_DIR, "val") else None
+    schedule = build_lr_schedule(cfg)
     step_cfg = _step_config(cfg, dist.device)
     batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
     tb_dir = os.path.join(cfg.OUTPUT_DIR, "tensorboard") if cfg.TENSORBOARD.ENABLE and dist.is_main else None
@@ -255,7 +250,7 @@ def test(cfg: CfgNode, view_transform=None, name: str = "test") -> dict:
         The results summary (top1, top5, clip_top1, num_videos, num_views, per-class accuracy, failed videos).
     """
     classnames = check_num_classes(cfg)
-    dist = init_distributed(cfg.NUM_GPUS)
+    dist = init_distributed(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
     model = load_test_model(cfg, dist.device)
     if view_transform is None and cfg.TEST.SHUFFLE_FRAMES:
         view_transform = FrameShuffle("shuffle", cfg.RNG_SEED)

@@ -62,6 +62,10 @@ class LCA(nn.Module):
         # widths come from the constructor, not token.shape: a traced shape is a tensor, not a key
         return self.project[str(width)](token) if str(width) in self.project else token
 
+    def position_parameters(self) -> List[str]:
+        """The layer embedding, a positional table over depth."""
+        return ["layer_embed"]
+
     def forward(self, class_tokens: List[torch.Tensor]) -> torch.Tensor:
         if len(class_tokens) != len(self.widths):
             raise ValueError(f"LCA was built for {len(self.widths)} blocks, got {len(class_tokens)} class tokens")

@@ -318,16 +318,19 @@ class MViT(nn.Module):
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def no_weight_decay(self) -> List[str]:
-        """Names of the parameters that must not decay: positional layers after blocks always (CPVT's PEG); with
-        ``zero_decay_pos_cls``, also the positional tables (absolute and relative), the class token and the readout's
-        layer embedding."""
-        names = [name for name, _ in self.named_parameters() if ".pos." in name]
-        if not self.zero_decay_pos_cls:
-            return names
-        names += [f"pos_embed.{name}" for name, _ in self.pos_embed.named_parameters()]
-        names += [name for name, _ in self.named_parameters() if name.rsplit(".", 1)[-1].startswith("rel_pos_")]
-        names += [f"readout.{n}" for n, _ in self.readout.named_parameters() if n == "layer_embed"] if self.readout else []
-        return names + (["cls_token"] if self.cls_token is not None else [])
+        """Names of the parameters that must not decay: those its layers name in ``no_weight_decay()`` (CPVT's PEG)
+        always; with ``zero_decay_pos_cls``, also those they name in ``position_parameters()`` (absolute and relative
+        position tables, LCA's layer embedding) and the class token."""
+        names = []
+        for prefix, module in self.named_modules():
+            if module is self:
+                continue
+            names += [f"{prefix}.{n}" for n in getattr(module, "no_weight_decay", list)()]
+            if self.zero_decay_pos_cls:
+                names += [f"{prefix}.{n}" for n in getattr(module, "position_parameters", list)()]
+        if self.zero_decay_pos_cls and self.cls_token is not None:
+            names.append("cls_token")
+        return names
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> the normalised feature (B, C) that the head classifies."""

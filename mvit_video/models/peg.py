@@ -7,6 +7,7 @@ model whose only positional encoding is PEG runs at any T, H, W without interpol
 """
 
 import math
+from typing import List
 
 import torch
 from torch import nn
@@ -28,6 +29,10 @@ class PEG(nn.Module):
         fan_out = kernel**3 * dim // dim
         nn.init.normal_(self.proj.weight, std=math.sqrt(2.0 / fan_out))
         nn.init.zeros_(self.proj.bias)
+
+    def no_weight_decay(self) -> List[str]:
+        """All its parameters: CPVT never decays the PEG."""
+        return [name for name, _ in self.named_parameters()]
 
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
         cls, grid = split_cls(x, self.has_cls)

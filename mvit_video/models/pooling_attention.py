@@ -10,7 +10,7 @@ its attention instead of its MLP).
 """
 
 import math
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -154,6 +154,10 @@ class MultiScaleAttention(nn.Module):
             self.rel_pos_w = new_rel_table(length, self.head_dim, rel_pos_zero_init)
         if rel_pos_temporal:
             self.rel_pos_t = new_rel_table(2 * input_size[0] - 1, self.head_dim, rel_pos_zero_init)
+
+    def position_parameters(self) -> List[str]:
+        """The relative-position tables it has."""
+        return [name for name, _ in self.named_parameters(recurse=False)]
 
     def _pool(self, pool: Optional[AttentionPool], x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
         return (x, thw) if pool is None else pool(x, thw, self.has_cls)

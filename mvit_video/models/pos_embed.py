@@ -4,7 +4,7 @@ The tables are learned at the training grid; other grids (more frames, larger cr
 so a model trained at 16x224 runs at 32x256 without retraining.
 """
 
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,10 @@ class SeparatePosEmbed(nn.Module):
         for table in self.parameters():
             nn.init.trunc_normal_(table, std=0.02)
 
+    def position_parameters(self) -> List[str]:
+        """Its parameters, all positional tables (kept from weight decay when the model says so)."""
+        return [name for name, _ in self.named_parameters()]
+
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
         t, h, w = thw
         spatial = _resize_grid(self.spatial, self.grid[1:], (h, w))
@@ -63,6 +67,10 @@ class JointPosEmbed(nn.Module):
         self.has_cls = cls_token
         self.joint = nn.Parameter(torch.zeros(1, int(cls_token) + grid[0] * grid[1] * grid[2], embed_dim))
         nn.init.trunc_normal_(self.joint, std=0.02)
+
+    def position_parameters(self) -> List[str]:
+        """Its parameters, all positional tables (kept from weight decay when the model says so)."""
+        return [name for name, _ in self.named_parameters()]
 
     def forward(self, x: torch.Tensor, thw: Grid) -> torch.Tensor:
         cls, grid = self.joint[:, : int(self.has_cls)], self.joint[:, int(self.has_cls) :]

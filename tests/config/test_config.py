@@ -9,6 +9,9 @@ from mvit_video.config import ConfigError, get_cfg, load_config
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 # The settings of PySlowFast's configs/Kinetics/MVIT_B_16x4_CONV.yaml, dataset path renamed as a user would.
 PYSLOWFAST_MVIT_B = Path(__file__).with_name("pyslowfast_MVIT_B_16x4_CONV.yaml")
+# PySlowFast's MViTv2 Kinetics files, unchanged (no dataset path at all).
+PYSLOWFAST_MVITV2 = {name: Path(__file__).with_name(f"pyslowfast_{name}.yaml")
+                     for name in ("MVITv2_S_16x4", "MVITv2_B_32x3", "MVITv2_L_40x3_test")}
 
 
 def test_defaults_are_fresh_copies():
@@ -46,6 +49,84 @@ def test_opts_override_yaml():
 def test_odd_opts_refused():
     with pytest.raises(ConfigError, match="odd number"):
         load_config(None, ["MVIT.DEPTH"])
+
+
+@pytest.mark.parametrize("name, depth", [("MVITv2_S_16x4", 16), ("MVITv2_B_32x3", 24), ("MVITv2_L_40x3_test", 48)])
+def test_pyslowfast_mvitv2_files_load_unchanged(name, depth):
+    cfg = load_config(str(PYSLOWFAST_MVITV2[name]))
+    assert cfg.MVIT.DEPTH == depth
+    assert cfg.MVIT.REL_POS_SPATIAL and cfg.MVIT.REL_POS_TEMPORAL and cfg.MVIT.RESIDUAL_POOLING
+    assert not cfg.MVIT.USE_ABS_POS
+    assert cfg.NUM_GPUS == 8 and cfg.NUM_SHARDS == 1
+
+
+def test_a_key_repeated_with_the_same_value_is_accepted(tmp_path):
+    # PySlowFast's MVITv2_S_16x4.yaml sets SOLVER.COSINE_AFTER_WARMUP twice, both True.
+    path = tmp_path / "same.yaml"
+    path.write_text("SOLVER:\n  COSINE_AFTER_WARMUP: True\n  BASE_LR: 0.1\n  COSINE_AFTER_WARMUP: True\n")
+    assert load_config(str(path)).SOLVER.BASE_LR == 0.1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("MVIT:\n  DEPTH: [1, 2\n", r"bad\.yaml: not valid YAML at line \d+, column \d+"),
+        ("MVIT:\n\tDEPTH: 4\n", r"bad\.yaml: not valid YAML at line 2"),
+        ("", r"bad\.yaml: the file is empty"),
+        ("# only a comment\n", r"bad\.yaml: the file is empty"),
+        ("- MVIT\n- DEPTH\n", r"bad\.yaml: expected a mapping of config sections, got a YAML list"),
+    ],
+)
+def test_yaml_syntax_errors_and_empty_files_are_one_config_error(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_a_binary_file_is_a_config_error(tmp_path):
+    path = tmp_path / "model.pyth"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="model.pyth: not"):
+        load_config(str(path))
+
+
+def test_a_missing_base_file_is_named(tmp_path):
+    (tmp_path / "child.yaml").write_text("_BASE_: nowhere.yaml\nMODEL:\n  NUM_CLASSES: 3\n")
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        load_config(str(tmp_path / "child.yaml"))
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("TRAIN.CHECKPOINT_TYPE", "caffe2"), ("TEST.CHECKPOINT_TYPE", "caffe2"), ("DEMO.ENABLE", "True"),
+        ("DETECTION.ENABLE", "True"), ("TRAIN.DATASET", "ssv2"), ("TEST.DATASET", "ava"),
+        ("TRAIN.CHECKPOINT_EPOCH_RESET", "False"), ("BN.NUM_BATCHES_PRECISE", "100"),
+    ],
+)
+def test_pyslowfast_features_not_implemented_are_accepted_off_and_refused_on(key, value):
+    section, name = key.split(".")
+    assert load_config(None)[section][name] is not None  # the key exists: PySlowFast files that set it "off" load
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', r'[.]')} = .* is not supported") as info:
+        load_config(None, [key, value])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["DEMO.LABEL_FILE_PATH", "DETECTION.ALIGNED", "TENSORBOARD.LOG_DIR"])
+def test_other_keys_of_unimplemented_features_are_unknown(key):
+    with pytest.raises(ConfigError, match=key.replace(".", "[.]")):
+        load_config(None, [key, "x"])
+
+
+def test_vit_arch_refuses_pooling_and_channel_expansion():
+    vit = str(CONFIGS / "K400/VIT_B_16x4.yaml")
+    assert load_config(vit).MODEL.ARCH == "vit"
+    with pytest.raises(ConfigError, match=r"MODEL.ARCH = 'vit' is single-scale, but MVIT.POOL_Q_STRIDE is set"):
+        load_config(vit, ["MVIT.POOL_Q_STRIDE", "[[1, 1, 2, 2]]"])
+    with pytest.raises(ConfigError, match="but MVIT.DIM_MUL, MVIT.HEAD_MUL, MVIT.POOL_Q_STRIDE, .* are set"):
+        load_config(str(CONFIGS / "K400/MVIT_B_16x4.yaml"), ["MODEL.ARCH", "vit"])
 
 
 @pytest.mark.parametrize(

@@ -172,5 +172,7 @@ def test_command_line_lists_failures_and_exits_1(dataset, tmp_path, capsys):
     assert "2 of 4 videos prepared and verified" in out
     assert f"{dataset / 'run' / 'corrupt.mp4'}: source: truncated or corrupt video" in out
     assert "| a.mp4 | 64x48 |" in out and "| 42x32 |" in out
-    assert tool.main([str(tmp_path / "none.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert tool.main([str(tmp_path / "none.csv"), "--out", str(tmp_path / "x")]) == 1
     assert "error: annotation file not found" in capsys.readouterr().err
+    assert tool.main(args + ["--clip", "16"]) == 1
+    assert "error: --clip must be frames x stride, like 16x4; got '16'" in capsys.readouterr().err

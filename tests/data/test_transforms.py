@@ -1,15 +1,26 @@
-"""Transforms: shapes, normalisation, one random draw per clip, PySlowFast's test crops."""
+"""Transforms: shapes, normalisation, one random draw per clip, PySlowFast's test crops, AUG.INTERPOLATION and
+AUG.COLOR_JITTER."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as nnf
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
+from mvit_video.config import load_config
+from mvit_video.data import build_train_transform
 from mvit_video.data.transforms import (
+    BICUBIC,
+    BILINEAR,
+    INTERPOLATIONS,
     EvalTransform,
     RandAugmentSpec,
     TrainTransform,
+    _geometric_op,
+    _RandAugment,
+    affine_resample,
     parse_rand_augment,
     uniform_crop_offsets,
 )
@@ -154,3 +165,71 @@ def test_invalid_settings_raise():
         TrainTransform(224, MEAN, STD, jitter_scales=(200, 320))
     with pytest.raises(ValueError):
         TrainTransform(224, MEAN, STD, erase_mode="rand")
+
+
+def textured_video(num_frames=2, size=48, seed=0):
+    """uint8 (T, 3, H, W) noise: interpolation kernels give visibly different results on it."""
+    generator = torch.Generator().manual_seed(seed)
+    return tv_tensors.Video(torch.randint(0, 256, (num_frames, 3, size, size), dtype=torch.uint8, generator=generator))
+
+
+@pytest.mark.parametrize("op, magnitude", [("ShearX", 0.3), ("ShearY", -0.2), ("TranslateX", 7.0),
+                                           ("TranslateY", -5.0), ("Rotate", 25.0)])
+def test_bicubic_warp_has_torchvisions_geometry(op, magnitude):
+    video = textured_video()
+    # torchvision's own RandAugment operation, bilinear
+    reference = v2.RandAugment(fill=128)._apply_image_or_video_transform(video, op, magnitude, BILINEAR, {
+        tv_tensors.Video: 128})
+    angle, translate, shear, center = _geometric_op(op, magnitude)
+    ours = affine_resample(video.as_subclass(torch.Tensor), angle, translate, shear, center, 128, "bilinear")
+    assert (ours.int() - reference.as_subclass(torch.Tensor).int()).abs().max() <= 1
+    bicubic = affine_resample(video.as_subclass(torch.Tensor), angle, translate, shear, center, 128, "bicubic")
+    assert bicubic.dtype == torch.uint8 and bicubic.shape == video.shape
+    if op.startswith("Translate"):
+        assert torch.equal(bicubic, ours)  # a whole-pixel shift: every kernel gives the same pixels
+    else:
+        assert (bicubic.int() - ours.int()).abs().float().mean() > 1.0
+
+
+def test_rand_augment_resamples_bicubically_when_asked():
+    video = textured_video()
+    augment = _RandAugment(interpolation=BICUBIC, fill=128)
+    bicubic = augment._apply_image_or_video_transform(video, "Rotate", 20.0, BICUBIC, augment._fill)
+    expected = affine_resample(video.as_subclass(torch.Tensor), *_geometric_op("Rotate", 20.0), 128, "bicubic")
+    assert torch.equal(bicubic, expected)
+    bilinear = augment._apply_image_or_video_transform(video, "Rotate", 20.0, BILINEAR, augment._fill)
+    assert not torch.equal(bicubic, bilinear)
+
+
+def _aug_cfg(*opts):
+    return load_config(None, ["AUG.ENABLE", "True", "DATA.TRAIN_CROP_SIZE", "48", "DATA.TRAIN_JITTER_SCALES",
+                              "[48, 48]", "AUG.RE_PROB", "0.0", "DATA.RANDOM_FLIP", "False", *opts])
+
+
+def test_aug_interpolation_reaches_rand_augment():
+    clip = textured_video(size=48).permute(0, 2, 3, 1).contiguous()  # (T, H, W, 3)
+    outputs = {}
+    for name in ("bicubic", "bilinear"):
+        transform = build_train_transform(_aug_cfg("AUG.INTERPOLATION", name, "AUG.AA_TYPE", "rand-m9-n1-inc1"))
+        assert transform.rand_augment.interpolation == INTERPOLATIONS[name]
+        outputs[name] = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            outputs[name].append(transform(clip))
+    differ = [not torch.equal(a, b) for a, b in zip(outputs["bicubic"], outputs["bilinear"])]
+    # the same seeds draw the same operations: only the geometric ones differ
+    assert 0 < sum(differ) < len(differ)
+
+
+def test_colour_jitter_only_without_rand_augment_and_once_per_clip():
+    clip = ramp_clip(num_frames=3, height=48, width=48)
+    assert build_train_transform(_aug_cfg()).color_jitter is None  # AA_TYPE set: RandAugment, as timm
+    jitter = build_train_transform(_aug_cfg("AUG.AA_TYPE", "", "AUG.COLOR_JITTER", "0.4"))
+    plain = build_train_transform(_aug_cfg("AUG.AA_TYPE", "", "AUG.COLOR_JITTER", "0.0"))
+    assert jitter.color_jitter is not None and plain.color_jitter is None and jitter.rand_augment is None
+    torch.manual_seed(0)
+    jittered = jitter(clip)
+    assert not torch.allclose(jittered, plain(clip))
+    assert torch.equal(jittered[:, 0], jittered[:, 1]) and torch.equal(jittered[:, 0], jittered[:, 2])
+    with pytest.raises(ValueError, match="colour jitter applies only without RandAugment"):
+        TrainTransform(48, MEAN, STD, jitter_scales=(48, 48), rand_augment=RandAugmentSpec(9.0), color_jitter=0.4)

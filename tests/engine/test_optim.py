@@ -28,11 +28,16 @@ def test_cosine_over_the_whole_run():
     assert s(0.5) == pytest.approx(s(1.0) / 2)
 
 
-def test_lr_scales_with_world_size():
-    cfg = load_config(str(ROOT / "configs/K400/MVIT_B_16x4.yaml"))
-    one, eight = build_lr_schedule(cfg, 1), build_lr_schedule(cfg, 8)
-    assert eight.base_lr == pytest.approx(8 * one.base_lr)
-    assert eight(0.0) == pytest.approx(8 * one(0.0))
+def test_lr_scales_with_num_shards_as_pyslowfast_not_with_processes():
+    path = str(ROOT / "configs/K400/MVIT_B_16x4.yaml")  # BASE_LR_SCALE_NUM_SHARDS True, NUM_GPUS 8, NUM_SHARDS 1
+    one = build_lr_schedule(load_config(path))
+    assert one.base_lr == pytest.approx(load_config(path).SOLVER.BASE_LR)  # 8 GPUs on one machine: not scaled
+    four = build_lr_schedule(load_config(path, ["NUM_SHARDS", "4"]))
+    assert (four.base_lr, four.warmup_start_lr, four.end_lr) == pytest.approx(
+        (4 * one.base_lr, 4 * one.warmup_start_lr, 4 * one.end_lr))
+    assert four(0.0) == pytest.approx(4 * one(0.0)) and four(100.0) == pytest.approx(4 * one(100.0))
+    off = build_lr_schedule(load_config(path, ["NUM_SHARDS", "4", "SOLVER.BASE_LR_SCALE_NUM_SHARDS", "False"]))
+    assert off.base_lr == pytest.approx(one.base_lr)
 
 
 def test_param_groups_exclude_norms_biases_positions_and_class_token():

@@ -241,6 +241,31 @@ def test_two_gloo_processes_train_and_test_as_one_process(tiny_dataset, tmp_path
         assert two_results[key] == one_results[key], key
 
 
+def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_path, tiny_cfg):
+    """PySlowFast's launch: one run_net per machine ("shard"), positional overrides, joined through --init_method."""
+    out = tmp_path / "shards"
+    opts = tiny_opts(tiny_dataset, out, "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", *CONSTANT_LR)
+    init = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        env.pop(name, None)
+    shards = [subprocess.Popen([sys.executable, str(ROOT / "tools/run_net.py"), "--cfg",
+                                str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), *opts, "--init_method", init,
+                                "--num_shards", "2", "--shard_id", str(i)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    outputs = [shard.communicate(timeout=300) for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    assert "== summary ==" in outputs[0][0] and "== summary ==" not in outputs[1][0]  # shard 0 reports
+    two = json.loads((out / "test_results.json").read_text())
+    one = run_test(tiny_cfg("OUTPUT_DIR", str(tmp_path / "single"), "TRAIN.ENABLE", "False",
+                            "TEST.CHECKPOINT_FILE_PATH", str(checkpoint_path(str(out), 0))))
+    assert two["num_videos"] == one["num_videos"] == 8
+    assert two["top1"] == one["top1"] and two["per_class_top1"] == one["per_class_top1"]
+    # each of the 2 processes took half of the global batch of 4: 16 videos, 4 steps, as one process would
+    first_epoch = [r for r in read_stats(os.path.join(out, "stats.jsonl")) if r["type"] == "train_epoch"][0]
+    assert first_epoch["clips_per_s"] > 0 and first_epoch["epoch"] == 1
+
+
 def test_activation_checkpointing_gives_the_same_gradients(tiny_cfg):
     from mvit_video.engine.trainer import enable_activation_checkpointing
 

@@ -1,6 +1,7 @@
-"""The frame-shuffle probe of temporal sensitivity (MViT paper, Table 9).
+"""Frame-order transforms of test views: the frames of every view shuffled or reversed.
 
-The same multi-view test is run with the frames of every view in order, permuted, and reversed. A model that reads
+The frame-shuffle probe of temporal sensitivity (MViT paper, Table 9; mvit_video.analysis) runs the same multi-view
+test with the frames in order, permuted and reversed, and TEST.SHUFFLE_FRAMES tests shuffled views. A model that reads
 motion loses accuracy when the order is destroyed; one that only sees appearance does not. The permutation is applied
 after sampling and before the model, independently for each view, from a seeded generator.
 """
