@@ -3,6 +3,8 @@
 
     tools/benchmark.py model --cfg configs/K400/MVIT_B_16x4.yaml [--runs 10] [--batch 1] [--device cpu|cuda]
     tools/benchmark.py train --cfg configs/synthetic/MVIT_TINY.yaml [--batch 8] [--steps 10] [--device cpu|cuda]
+                             [--with-data]
+    tools/benchmark.py gpu [--cfg configs/K400/MVIT_B_16x4.yaml] [--batch 4] [--dtype bf16|fp32] [--compile]
     tools/benchmark.py variants [--cfgs FILE ...] [--runs 7]
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
@@ -13,7 +15,14 @@ of a large matmul on the same device. On CUDA it also measures bf16 autocast and
 ``train``: training steps (forward, loss, backward, AdamW step) of this MViT and of torchvision's MViT class built
 with the same blocks and loaded with the same weights, alternating, median step time of each -> clips/s; then the
 peak memory of a few steps of each (GPU: peak allocated; CPU: growth of the peak resident size, each model in a
-fresh process). bf16 autocast on CUDA, fp32 on the CPU.
+fresh process). bf16 autocast on CUDA, fp32 on the CPU. With ``--with-data``: this MViT only, fed by the config's
+training loader (DATA_LOADER.NUM_WORKERS workers) against the same steps on one fixed batch: clips/s of each, and
+the CPU milliseconds per clip of the data (decode + transform) and of the model step.
+
+``gpu``: training steps (bf16 autocast by default) and inference forwards of this MViT and of torchvision's MViT
+with the same blocks (mvit_v1_b for MVIT_B_16x4; the MViTv2 layout, mvit_v2_s for MVITv2_S_16x4), models timed in
+turn: clips/s, peak allocated memory over three training steps (CUDA only), and which scaled-dot-product-attention
+kernels ran (profiler operator names). ``--compile`` adds the same rows under torch.compile. Runs on the CPU too.
 
 ``variants``: one row per config (plain MViT-B and its PEG / ELSA / CeiT / PVT v2 variants by default): params,
 fvcore GFLOPs and the median batch-1 forward time, the models timed in turn under inference mode.
@@ -27,7 +36,7 @@ import statistics
 import sys
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import _paths  # noqa: F401
 import torch
@@ -232,6 +241,160 @@ def bench_train(args: argparse.Namespace) -> None:
     print(f"{kind}: mvit_video {mem[0]:.0f} MiB   torchvision {mem[1]:.0f} MiB   ratio {mem[0] / mem[1]:.2f}")
 
 
+def _loader_batches(cfg, batch: int):
+    """Endless training batches of ``cfg``'s dataset, from DATA_LOADER.NUM_WORKERS workers as training has them."""
+    from torch.utils.data import DataLoader
+
+    from mvit_video.data import build_dataset
+
+    dataset = build_dataset(cfg, "train")
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=cfg.DATA_LOADER.NUM_WORKERS,
+                        collate_fn=dataset.collate_fn, drop_last=len(dataset) >= batch)
+    while True:
+        yield from loader
+
+
+def _timed_steps(model, batches, steps: int, device: torch.device):
+    """Runs ``steps`` training steps on ``batches``; returns (wall s per step, model CPU s per step, data CPU s)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    wall, model_cpu, data_cpu = [], [], 0.0
+    for _ in range(steps):
+        start = time.perf_counter()
+        batch = next(batches)  # waiting for the loader counts: that is what training sees
+        cpu = time.process_time()
+        loss = torch.nn.functional.cross_entropy(model(batch["frames"].to(device)), batch["labels"].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        _sync(device)
+        model_cpu.append(time.process_time() - cpu)
+        wall.append(time.perf_counter() - start)
+        data_cpu += batch.get("data_cpu_s", 0.0)
+    return statistics.median(wall), statistics.median(model_cpu), data_cpu / steps
+
+
+def bench_train_with_data(args: argparse.Namespace) -> None:
+    """Training steps fed by the real loader against the same steps on one fixed batch (model only)."""
+    cfg = load_config(args.cfg, args.opts)
+    device = torch.device(args.device)
+    model = build_model(cfg).to(device).train()
+    batches = _loader_batches(cfg, args.batch)
+    fixed = next(batches)
+    fixed = {"frames": fixed["frames"], "labels": fixed["labels"]}
+    repeat = iter(lambda: fixed, None)
+    _timed_steps(model, repeat, args.warmup, device)
+    model_only = _timed_steps(model, repeat, args.steps, device)
+    with_data = _timed_steps(model, batches, args.steps, device)
+    clips = fixed["labels"].shape[0]
+    print(f"machine: {describe_machine(device)}; {args.cfg}; batch {clips}; "
+          f"{cfg.DATA_LOADER.NUM_WORKERS} loader workers; {args.steps} steps each, median")
+    print(f"model only: {clips / model_only[0]:.2f} clips/s   loader + model: {clips / with_data[0]:.2f} clips/s   "
+          f"ratio {model_only[0] / with_data[0]:.2f}")
+    print(f"CPU ms per clip: data (decode + transform) {1e3 * with_data[2] / clips:.1f}, "
+          f"model step {1e3 * with_data[1] / clips:.1f} (model only: {1e3 * model_only[1] / clips:.1f})")
+
+
+# aten operators that name the scaled-dot-product-attention kernel they dispatch to.
+SDPA_KERNELS = {
+    "aten::_scaled_dot_product_flash_attention": "flash",
+    "aten::_scaled_dot_product_efficient_attention": "memory-efficient",
+    "aten::_scaled_dot_product_cudnn_attention": "cuDNN",
+    "aten::_scaled_dot_product_flash_attention_for_cpu": "flash (CPU)",
+    "aten::_scaled_dot_product_attention_math": "math",
+}
+
+
+def _is_mvit_v2(cfg) -> bool:
+    """Whether ``cfg`` asks for MViTv2's attention (relative positions, residual pooling)."""
+    return bool(cfg.MVIT.REL_POS_SPATIAL or cfg.MVIT.RESIDUAL_POOLING)
+
+
+def sdpa_kernels(fn: Callable[[], object], device: torch.device) -> str:
+    """Which scaled-dot-product-attention kernels ran during ``fn()``, from the profiler's operator names."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        _sync(device)
+    counts = {}
+    for event in prof.key_averages():
+        if event.key in SDPA_KERNELS:
+            counts[SDPA_KERNELS[event.key]] = counts.get(SDPA_KERNELS[event.key], 0) + event.count
+    if not counts:
+        return "none (attention as explicit matmul + softmax)"
+    return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items()))
+
+
+def _gpu_phase(model, x, labels, dtype, device):
+    """(training step, inference forward) closures of ``model`` under autocast to ``dtype``."""
+    step = _train_step_fn(model, x, labels, device, dtype)
+
+    def infer():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            return model(x)
+
+    return step, infer
+
+
+def _peak_training_mib(step, device: torch.device) -> Optional[float]:
+    """Peak allocated CUDA memory over three training steps (None on the CPU)."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _gpu_rows(models, x, labels, dtype, device, args) -> list:
+    """One row per model: training clips/s, peak training memory, inference clips/s, SDPA kernels seen."""
+    phases = [_gpu_phase(model, x, labels, dtype, device) for _, model in models]
+    train_times = alternate([step for step, _ in phases], args.steps, args.warmup, device)
+    infer_times = alternate([infer for _, infer in phases], args.steps, args.warmup, device)
+    rows = []
+    for (name, model), (step, infer), t_train, t_infer in zip(models, phases, train_times, infer_times):
+        rows.append((name, args.batch / t_train, _peak_training_mib(step, device), args.batch / t_infer,
+                     sdpa_kernels(step, device), sdpa_kernels(infer, device)))
+    return rows
+
+
+def _print_gpu_rows(rows, title: str) -> None:
+    print(f"\n{title}\n| model | training clips/s | peak training MiB | inference clips/s |\n|---|---|---|---|")
+    for name, train_rate, peak, infer_rate, _, _ in rows:
+        print(f"| {name} | {train_rate:.2f} | {'n/a (CPU)' if peak is None else f'{peak:.0f}'} | {infer_rate:.2f} |")
+    (_, ours_train, ours_peak, ours_infer, *_), (_, ref_train, ref_peak, ref_infer, *_) = rows
+    memory = "" if ours_peak is None else f", memory {ours_peak / ref_peak:.2f}x of torchvision's"
+    print(f"mvit_video / torchvision: training {ours_train / ref_train:.2f}x, inference {ours_infer / ref_infer:.2f}x"
+          f"{memory}")
+    for name, *_, train_kernels, infer_kernels in rows:
+        print(f"SDPA kernels, {name}: training {train_kernels}; inference {infer_kernels}")
+
+
+def bench_gpu(args: argparse.Namespace) -> None:
+    """bf16 (or fp32) training and inference of this MViT against torchvision's same model, on any device."""
+    cfg = load_config(args.cfg, args.opts)
+    device = torch.device(args.device)
+    dtype = {"bf16": torch.bfloat16, "fp32": None}[args.dtype]
+    torch.manual_seed(0)
+    peer_name = f"torchvision MViT ({'v2' if _is_mvit_v2(cfg) else 'v1'} layout)"
+    models = [("mvit_video", build_model(cfg).to(device).train()), (peer_name, torchvision_peer(cfg).to(device).train())]
+    x = torch.randn(args.batch, *_clip_size(cfg), device=device)
+    labels = torch.randint(cfg.MODEL.NUM_CLASSES, (args.batch,), device=device)
+    params = [sum(p.numel() for p in model.parameters()) for _, model in models]
+    print(f"machine: {describe_machine(device)}; {args.cfg}; batch {args.batch}; {args.dtype}; median of "
+          f"{args.steps} steps each, models in turn; params: mvit_video {params[0]:,}, torchvision {params[1]:,}")
+    _print_gpu_rows(_gpu_rows(models, x, labels, dtype, device, args), "eager")
+    if args.compile:
+        compiled = [(name, torch.compile(model, backend=args.compile_backend)) for name, model in models]
+        _print_gpu_rows(_gpu_rows(compiled, x, labels, dtype, device, args),
+                        f"torch.compile (backend {args.compile_backend})")
+
+
 VARIANT_CFGS = [f"configs/K400/MVIT_B_16x4{suffix}.yaml" for suffix in ("", "_PEG", "_ELSA", "_CEIT", "_PVT")]
 
 
@@ -274,8 +437,22 @@ def main(argv=None) -> int:
     train.add_argument("--warmup", type=int, default=2)
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    train.add_argument("--with-data", action="store_true",
+                       help="loader + model against model only, this MViT on the config's training data")
     train.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
-    train.set_defaults(func=bench_train)
+    train.set_defaults(func=lambda args: (bench_train_with_data if args.with_data else bench_train)(args))
+    gpu = sub.add_parser("gpu", help="training and inference vs torchvision's same MViT: clips/s, memory, SDPA")
+    gpu.add_argument("--cfg", default="configs/K400/MVIT_B_16x4.yaml",
+                     help="e.g. configs/K400/MVITv2_S_16x4.yaml (compared with torchvision's v2 layout)")
+    gpu.add_argument("--batch", type=int, default=4)
+    gpu.add_argument("--steps", type=int, default=10)
+    gpu.add_argument("--warmup", type=int, default=3)
+    gpu.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16", help="autocast dtype")
+    gpu.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    gpu.add_argument("--compile", action="store_true", help="also time both models under torch.compile")
+    gpu.add_argument("--compile-backend", default="inductor")
+    gpu.add_argument("--opts", nargs=argparse.REMAINDER, default=[])
+    gpu.set_defaults(func=bench_gpu)
     variants = sub.add_parser("variants", help="params, GFLOPs and forward time of several configs")
     variants.add_argument("--cfgs", nargs="+", default=VARIANT_CFGS)
     variants.add_argument("--runs", type=int, default=7)

@@ -11,6 +11,7 @@ also keeps the failures seen in the current process (all of them when ``num_work
 
 import logging
 import random
+import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set
 
@@ -83,14 +84,15 @@ def collate_clips(batch: List[dict]) -> dict:
 
     Returns:
         ``frames`` float32 ``(B * num_samples, 3, T, S, S)``, ``labels`` and ``indices`` int64 ``(B * num_samples,)``,
-        ``failures``: the list of every item's failures.
+        ``failures``: the list of every item's failures, ``data_cpu_s``: the CPU seconds the items took to make.
     """
     frames = torch.cat([item["frames"] for item in batch])
     repeats = batch[0]["frames"].shape[0]
     labels = torch.tensor([item["label"] for item in batch]).repeat_interleave(repeats)
     indices = torch.tensor([item["index"] for item in batch]).repeat_interleave(repeats)
     failures = [failure for item in batch for failure in item["failures"]]
-    return {"frames": frames, "labels": labels, "indices": indices, "failures": failures}
+    cpu_seconds = sum(item["cpu_seconds"] for item in batch)
+    return {"frames": frames, "labels": labels, "indices": indices, "failures": failures, "data_cpu_s": cpu_seconds}
 
 
 @contextmanager
@@ -114,7 +116,8 @@ class TrainClipDataset(Dataset):
 
     Item (a dict):
         ``frames``: float32 ``(num_samples, 3, T, S, S)``; ``label``: int; ``index``: the index of the video actually
-        used (another one when the requested video failed); ``failures``: list of :class:`DecodeFailure`.
+        used (another one when the requested video failed); ``failures``: list of :class:`DecodeFailure`;
+        ``cpu_seconds``: the CPU time spent making the item (decoding and transforms, failed reads included).
     Use :func:`collate_clips` (also ``dataset.collate_fn``) to batch items.
 
     After :meth:`set_seed`, an item's random draws (clip start, crop, flip, RandAugment, erasing, the ``num_samples``
@@ -170,6 +173,7 @@ class TrainClipDataset(Dataset):
 
     def _read_item(self, index: int) -> dict:
         failures: List[DecodeFailure] = []
+        start = time.process_time()  # this process's CPU time: decoding (with its threads) and transforms
         for _ in range(self.max_retries + 1):
             record = self.records[index]
             try:
@@ -179,6 +183,7 @@ class TrainClipDataset(Dataset):
                 index = random.randrange(len(self.records))
                 continue
             clips = torch.stack([self.transform(frames) for _ in range(self.num_samples)])
-            return {"frames": clips, "label": record.label, "index": index, "failures": failures}
+            return {"frames": clips, "label": record.label, "index": index, "failures": failures,
+                    "cpu_seconds": time.process_time() - start}
         listed = "; ".join(f"{f.path} ({f.reason})" for f in failures)
         raise RuntimeError(f"{len(failures)} videos in a row could not be read; check the dataset: {listed}")

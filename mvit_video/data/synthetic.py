@@ -7,9 +7,9 @@ appearance alone. Background colour and gradient, shape, colour, size, position,
 per clip from a generator seeded by ``(seed, split, clip index)``: a seed gives the same files whatever the number
 of worker processes.
 
-The clips are real H.264 .mp4 files (PyAV, libx264, yuv420p, with encoder settings that make the bytes
-reproducible), listed in Kinetics-style ``train.csv`` / ``val.csv`` / ``test.csv`` files with paths relative to
-the dataset folder, next to a ``classnames.txt``.
+The clips are real H.264 .mp4 files (PyAV, libx264, yuv420p, a keyframe every 16 frames, with encoder settings
+that make the bytes reproducible), listed in Kinetics-style ``train.csv`` / ``val.csv`` / ``test.csv`` files with
+paths relative to the dataset folder, next to a ``classnames.txt``.
 """
 
 import json
@@ -48,7 +48,10 @@ TIME_REVERSED = {
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 # Bumped whenever the rendering changes, so that a dataset written by an older generator is regenerated rather than
 # silently trained on. 2: dark backgrounds, larger shapes, 32 frames (version 1 had bright backgrounds, 64 frames).
-GENERATOR_VERSION = 2
+# 3: a keyframe every KEYFRAME_INTERVAL frames (version 2 had x264's default of 250, one keyframe per clip).
+GENERATOR_VERSION = 3
+# As tools/prepare_videos.py writes: a clip starting anywhere decodes from at most 15 frames before it.
+KEYFRAME_INTERVAL = 16
 # Written last by make_synthetic_dataset: its presence means the set is complete, its content how it was made.
 MANIFEST = "dataset.json"
 
@@ -196,11 +199,12 @@ def render_clip(classname: str, rng: np.random.Generator, size: int = 112, num_f
     return frames[::-1].copy() if classname in TIME_REVERSED else frames
 
 
-def write_video(path: str, frames: np.ndarray, fps: int = 30, crf: int = 18) -> None:
-    """Encodes uint8 ``(T, H, W, 3)`` RGB frames (even H and W) as H.264 yuv420p in an .mp4 file."""
+def write_video(path: str, frames: np.ndarray, fps: int = 30, crf: int = 18, keyint: int = KEYFRAME_INTERVAL) -> None:
+    """Encodes uint8 ``(T, H, W, 3)`` RGB frames (even H and W) as H.264 yuv420p in an .mp4 file, with a keyframe
+    at least every ``keyint`` frames."""
     # x264 output is reproducible only with one thread and without macroblock-tree rate control, whose optimised
     # code was seen to give different bytes from run to run on the same frames.
-    options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+    options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0", "g": str(keyint)}
     with av.open(path, mode="w") as container:
         stream = container.add_stream("libx264", rate=fps, options=options)
         stream.height, stream.width = frames.shape[1:3]

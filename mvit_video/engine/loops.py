@@ -37,6 +37,8 @@ class EpochStats:
     clips: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
+    data_cpu_seconds: float = 0.0  # CPU time of making the clips (decode + transform), in whichever process
+    model_cpu_seconds: float = 0.0  # CPU time of the training steps (forward, backward, optimizer), all threads
     peak_mem_mib: float = 0.0
     failures: List = field(default_factory=list)
 
@@ -49,6 +51,8 @@ class EpochStats:
             "data_time_s": self.data_seconds,
             "epoch_time_s": self.seconds,
             "peak_mem_mib": self.peak_mem_mib,
+            "data_cpu_ms_per_clip": 1e3 * self.data_cpu_seconds / max(self.clips, 1),
+            "model_cpu_ms_per_clip": 1e3 * self.model_cpu_seconds / max(self.clips, 1),
             "failed_videos": len(self.failures),
         }
 
@@ -117,6 +121,8 @@ def train_epoch(
     for it, batch in enumerate(bar):
         stats.data_seconds += time.perf_counter() - tick
         stats.failures.extend(batch["failures"])
+        stats.data_cpu_seconds += batch["data_cpu_s"]
+        step_start = time.process_time()
         stats.lr = schedule(epoch + it / n_iter)
         set_lr(optimizer, stats.lr)
         clips = batch["frames"].to(dist.device, non_blocking=True)
@@ -143,14 +149,16 @@ def train_epoch(
         else:
             optimizer.step()
         batch_size = labels.shape[0]
-        loss_sum += loss.item() * batch_size
+        loss_sum += loss.item() * batch_size  # .item() waits for the step, so the CPU time below covers it
+        stats.model_cpu_seconds += time.process_time() - step_start
         correct += topk_correct(logits.detach(), labels, 1)
         seen += batch_size
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{stats.lr:.2e}")
         if (it + 1) % cfg.log_period == 0:
             _log_iteration(log, loss.item() * batch_size, batch_size, epoch, it, n_iter, stats.lr, dist)
         tick = time.perf_counter()
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], dist.device)
+    loss_sum, correct, seen, stats.data_cpu_seconds, stats.model_cpu_seconds = all_reduce_sum(
+        [loss_sum, correct, seen, stats.data_cpu_seconds, stats.model_cpu_seconds], dist.device)
     stats.loss = loss_sum / max(seen, 1)
     stats.top1 = 100.0 * correct / max(seen, 1)
     stats.clips = int(seen)

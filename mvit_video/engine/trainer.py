@@ -194,8 +194,9 @@ def train(cfg: CfgNode) -> dict:
             stats.write(record, step=epoch + 1)
             for failure in epoch_stats.failures:
                 logger.warning("epoch %d: replaced unreadable video %s (%s)", epoch + 1, failure.path, failure.reason)
-            logger.info("epoch %d: loss %.4f, top-1 %.1f%%, %.1f clips/s, %d failed videos", epoch + 1,
-                        record["loss"], record["top1"], record["clips_per_s"], record["failed_videos"])
+            logger.info("epoch %d: loss %.4f, top-1 %.1f%%, %.1f clips/s (CPU ms per clip: data %.1f, model %.1f), "
+                        "%d failed videos", epoch + 1, record["loss"], record["top1"], record["clips_per_s"],
+                        record["data_cpu_ms_per_clip"], record["model_cpu_ms_per_clip"], record["failed_videos"])
         last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
         if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
             save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -95,6 +96,14 @@ def test_if_stale_keeps_a_current_set_and_regenerates_an_older_one(tmp_path, cap
     assert f"generator_version {GENERATOR_VERSION - 1} -> {GENERATOR_VERSION}" in capsys.readouterr().out
     (tmp_path / MANIFEST).write_text("{not json")
     assert "is unreadable" in stale_reason(str(tmp_path), manifest)
+
+
+def test_clips_have_a_keyframe_every_16_frames(tmp_path):
+    path = write_clip(tmp_path / "clip.mp4", num_frames=40)
+    with av.open(path) as container:
+        packets = [p for p in container.demux(container.streams.video[0]) if p.size]
+    assert [i for i, packet in enumerate(packets) if packet.is_keyframe] == [0, 16, 32]
+    assert decode_frames(path, [39, 17, 0], backend="pyav").shape == (3, 64, 64, 3)
 
 
 @pytest.mark.parametrize("reversed_class, forward_class", sorted(TIME_REVERSED.items()))
