@@ -11,8 +11,9 @@ is not seekable: such a file is decoded from the start, counting frames.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -48,33 +49,57 @@ class FrameIndex:
     open_gop: bool = False  # a keyframe after the first is followed (in decode order) by frames shown before it
     container_format: str = ""  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     pixel_format: str = ""  # decoder output format, e.g. "yuv420p"
-    index_of_pts: dict[int, int] = field(default_factory=dict, compare=False)
+
+    def position_of(self, pts: int | None) -> int:
+        """Return the index of the frame with timestamp ``pts``, or -1 when no frame has it."""
+        if pts is None:
+            return -1
+        position = int(np.searchsorted(self.pts, pts))
+        return position if position < len(self.pts) and self.pts[position] == pts else -1
 
     def gop_of(self, frames: np.ndarray) -> np.ndarray:
         """Return, for each frame index, the position in ``key_index`` of the keyframe it decodes from."""
         return np.searchsorted(self.key_index, frames, side="right") - 1
 
 
-Packet = tuple[Any, Any, bool]  # (pts, dts, is_keyframe) in decode order
+_MISSING = np.iinfo(np.int64).min  # a packet without this timestamp
 
 
-def _demux(container: av.container.InputContainer, stream: Any) -> list[Packet]:
-    """Return the video packets in decode order, without decoding.
+@dataclass(frozen=True)
+class _Packets:
+    """The video packets in decode order: pts (their dts where missing), dts (their pts where missing), key flags."""
+
+    pts: np.ndarray
+    dts: np.ndarray
+    keys: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+def _demux(container: av.container.InputContainer, stream: Any) -> _Packets:
+    """Return the video packets in decode order, without decoding (compact arrays: memory stays small).
 
     A truncated file ends at a demux error or a cut-off last packet; what came before counts.
     """
-    packets: list[Packet] = []
+    pts, dts, keys = array("q"), array("q"), array("b")
     corrupt_tail = False
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:  # flush packets; edit-list frames never shown
                 continue
             corrupt_tail = packet.is_corrupt
-            packets.append((packet.pts, packet.dts, packet.is_keyframe))
+            first = packet.pts if packet.pts is not None else packet.dts
+            second = packet.dts if packet.dts is not None else packet.pts
+            pts.append(_MISSING if first is None else first)
+            dts.append(_MISSING if second is None else second)
+            keys.append(packet.is_keyframe)
     except av.error.FFmpegError:
-        return packets
+        pass
     # A cut packet at the very end is a truncated file: the decoder rejects it.
-    return packets[:-1] if corrupt_tail else packets
+    end = len(pts) - 1 if corrupt_tail else len(pts)
+    return _Packets(np.array(pts[:end], dtype=np.int64), np.array(dts[:end], dtype=np.int64),
+                    np.array(keys[:end], dtype=bool))
 
 
 def _stream_rate(stream: Any) -> float:
@@ -115,29 +140,28 @@ def _last_duration(sorted_pts: np.ndarray) -> int:
     return int(np.median(np.diff(sorted_pts)))
 
 
-def _has_leading_frames(pts: list[int], packets: list[Packet]) -> bool:
+def _has_leading_frames(packets: _Packets) -> bool:
     """Return whether a keyframe after the first is followed, in decode order, by a frame shown before it.
 
     Those leading frames (open GOP) reference the previous GOP: after a seek a decoder may drop them or show
     them damaged, so counting decoded frames from such a keyframe is wrong.
     """
-    later_min = np.minimum.accumulate(np.asarray(pts[::-1], dtype=np.int64))[::-1]  # min pts from i on
-    keys = [i for i, (_, _, key) in enumerate(packets) if key and i > 0]
-    return any(i + 1 < len(pts) and later_min[i + 1] < pts[i] for i in keys)
+    later_min = np.minimum.accumulate(packets.pts[::-1])[::-1]  # smallest pts from packet i on
+    keys = np.flatnonzero(packets.keys[1:-1]) + 1
+    return bool(np.any(later_min[keys + 1] < packets.pts[keys]))
 
 
-def _seek_index(path: str, stream: Any, packets: list[Packet]) -> FrameIndex | None:
+def _seek_index(path: str, stream: Any, packets: _Packets) -> FrameIndex | None:
     """Return a seekable index built from demuxed packets, or None when they cannot be trusted.
 
     Untrusted: a packet without pts and dts, duplicate pts, or a stream that does not start on a
     keyframe presented first (the decoder would drop or mangle the frames before it).
     """
-    pts = [p if p is not None else d for p, d, _ in packets]
-    if any(p is None for p in pts) or len(set(pts)) != len(pts) or not packets[0][2]:
+    pts = packets.pts
+    sorted_pts = np.sort(pts)
+    if np.any(pts == _MISSING) or np.any(np.diff(sorted_pts) == 0) or not packets.keys[0]:
         return None
-    sorted_pts = np.sort(np.asarray(pts, dtype=np.int64))
-    keys = [(p, p if d is None else d) for p, (_, d, key) in zip(pts, packets) if key]
-    key_pts, key_dts = np.array(keys, dtype=np.int64).reshape(-1, 2).T
+    key_pts, key_dts = pts[packets.keys], packets.dts[packets.keys]
     key_index = np.searchsorted(sorted_pts, key_pts)
     if key_index.min() != 0:
         return None
@@ -145,10 +169,9 @@ def _seek_index(path: str, stream: Any, packets: list[Packet]) -> FrameIndex | N
     time_base = _time_base(stream)
     span = float((sorted_pts[-1] - sorted_pts[0] + _last_duration(sorted_pts)) * time_base)
     info = _info(path, stream, len(sorted_pts), span)
-    index_of = {int(p): i for i, p in enumerate(sorted_pts)}
     return FrameIndex(
         info, time_base, sorted_pts, key_index[sort], key_pts[sort], key_dts[sort], True,
-        open_gop=_has_leading_frames(pts, packets), index_of_pts=index_of,
+        open_gop=_has_leading_frames(packets),
     )
 
 
@@ -161,7 +184,7 @@ def read_index(
     for files without usable timestamps. Raises VideoDecodeError for a file with no video packet or no frame.
     """
     packets = _demux(container, stream)  # a truncated file's index ends at the cut
-    if not packets:
+    if not len(packets):
         raise VideoDecodeError(path, "truncated or corrupt video", "no video packets")
     names = {"container_format": container.format.name, "pixel_format": str(stream.codec_context.pix_fmt or "")}
     index = _seek_index(path, stream, packets)

@@ -90,7 +90,7 @@ def _seek_targets(index: FrameIndex, key_pos: int) -> list[int]:
 
 def _frame_index(index: FrameIndex, frame: av.VideoFrame) -> int:
     """Return the index of a decoded frame; raise SeekMismatch when its pts is unknown."""
-    position = index.index_of_pts.get(frame.pts, -1) if frame.pts is not None else -1
+    position = index.position_of(frame.pts)
     if position < 0:
         raise SeekMismatch(f"frame pts {frame.pts} not in the demuxed index")
     return position
@@ -118,10 +118,9 @@ def _verified_frames(
     Raises SeekMismatch when the decoder's output does not follow the index, DecodeFailed on errors.
     """
     start = int(index.key_index[key_pos])
-    index_of = index.index_of_pts
 
     def skippable(pts: int) -> bool:
-        position = index_of.get(pts, -1)
+        position = index.position_of(pts)
         return position >= 0 and bool(skip[position])
 
     for target in _seek_targets(index, key_pos) if seek else [None]:
