@@ -36,5 +36,7 @@ setup(
         # torch's TorchScript-based exporter is used, so onnxscript (the new exporter's dependency) is not needed.
         "onnx": ONNX,
         "test": ["pytest>=7", "scikit-video", "scipy", *ONNX],
+        # tools/benchmark.py data --against torchcodec; needs FFmpeg's shared libraries (Debian: apt-get install ffmpeg).
+        "torchcodec": ["torchcodec"],
     },
 )

@@ -130,10 +130,11 @@ class VideoReader:
         rgb = self._decord.frames(wanted, self._pyav_rgb) if self._decord is not None and wanted.size else None
         try:
             if rgb is not None:
-                out[:] = np.stack([rgb[i] for i in wanted.tolist()])
+                for k, position in enumerate(wanted.tolist()):
+                    out[k] = rgb[position]
             else:
                 for k, (_, frame) in enumerate(self._pyav_frames(wanted)):
-                    out[k] = pyav.to_rgb(frame)
+                    out[k] = pyav.to_rgb(frame)  # converted straight into the output: only kept frames
         except ValueError:
             raise VideoDecodeError(self.path, "frame size changes mid-stream") from None
         if not np.array_equal(order, wanted):
@@ -171,7 +172,6 @@ class VideoReader:
             except pyav.DecodeFailed:
                 pass  # maybe an artefact of the seek: the sequential pass decides
             else:
-                self._at_start = False
                 yield from frames
                 return
             finally:
