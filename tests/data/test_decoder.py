@@ -476,9 +476,9 @@ def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
             counts["decoded"] += 1
             yield frame
 
-    def counting_to_rgb(frame):
+    def counting_to_rgb(*args):
         counts["converted"] += 1
-        return to_rgb(frame)
+        return to_rgb(*args)
 
     monkeypatch.setattr(pyav, "decoded", counting_decoded)
     monkeypatch.setattr(pyav, "to_rgb", counting_to_rgb)

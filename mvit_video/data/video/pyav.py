@@ -15,6 +15,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .index import FrameIndex
 
@@ -27,9 +28,16 @@ class DecodeFailed(Exception):
     """The decoder raised mid-stream (truncated or corrupt data)."""
 
 
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """Return the frame as a uint8 (H, W, 3) RGB array: the definition of a frame's pixels here."""
-    return frame.to_ndarray(format="rgb24")
+def to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """Return the frame as a uint8 (H, W, 3) RGB array, pixel for pixel ``frame.to_ndarray(format="rgb24")``: the
+    definition of a frame's pixels here.
+
+    Pass one ``reformatter`` for all the frames of a video: its swscale context is then set up once, where
+    ``to_ndarray`` sets up a new one per frame (most of the conversion time on small frames).
+    """
+    if reformatter is None:
+        return frame.to_ndarray(format="rgb24")
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def decoded(container: Any, stream: Any, skippable: Callable[[int], bool] | None = None) -> Iterator[av.VideoFrame]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from . import pyav
 from .decord_backend import DecordFrames
@@ -95,6 +96,7 @@ class VideoReader:
         self._at_start = False  # demuxing consumed the container
         self._seekable = self._index.seekable  # off for this reader after a seek proved wrong
         self._decord = DecordFrames(self.path, self._index, self._threads) if self.backend == "decord" else None
+        self._reformatter = VideoReformatter()  # one RGB conversion context for all frames of the file
 
     @property
     def info(self) -> VideoInfo:
@@ -134,7 +136,7 @@ class VideoReader:
                     out[k] = rgb[position]
             else:
                 for k, (_, frame) in enumerate(self._pyav_frames(wanted)):
-                    out[k] = pyav.to_rgb(frame)  # converted straight into the output: only kept frames
+                    out[k] = pyav.to_rgb(frame, self._reformatter)  # straight into the output: only kept frames
         except ValueError:
             raise VideoDecodeError(self.path, "frame size changes mid-stream") from None
         if not np.array_equal(order, wanted):
@@ -149,7 +151,7 @@ class VideoReader:
         self._rewind()
         try:
             for frame in pyav.decoded(self._container, self._stream):
-                yield pyav.to_rgb(frame)
+                yield pyav.to_rgb(frame, self._reformatter)
         except pyav.DecodeFailed as exc:
             raise VideoDecodeError(self.path, "truncated or corrupt video", str(exc)) from None
         finally:
@@ -157,7 +159,7 @@ class VideoReader:
 
     def _pyav_rgb(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         """{index: rgb} of the sorted unique ``wanted`` frames, decoded by PyAV (decord's reference)."""
-        return {position: pyav.to_rgb(frame) for position, frame in self._pyav_frames(wanted)}
+        return {position: pyav.to_rgb(frame, self._reformatter) for position, frame in self._pyav_frames(wanted)}
 
     def _pyav_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, Any]]:
         """Yield (index, frame) for the sorted unique ``wanted`` indices: verified seeking where the file allows,
