@@ -42,5 +42,7 @@ setup(
         # TENSORBOARD.ENABLE: scalars of stats.jsonl mirrored to OUTPUT_DIR/tensorboard.
         "tensorboard": ["tensorboard>=2.10"],
         "test": ["pytest>=7", "scikit-video", "scipy", *ONNX],
+        # tools/benchmark.py data --against torchcodec; needs FFmpeg's shared libraries (Debian: apt-get install ffmpeg).
+        "torchcodec": ["torchcodec"],
     },
 )

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from .data.decoder import probe_video
+from .data.video import probe_video
 from .data.streaming import iter_frames
 from .inference import Prediction, Timeline
 

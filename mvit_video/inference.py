@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from .data import build_eval_transform, load_classnames
 from .data.clip_sampling import ClipSpec, sliding_windows, temporal_view_indices, window_clip_indices
-from .data.decoder import VideoDecodeError, probe_video
 from .data.multiview import MultiViewTestDataset, union_positions
-from .data.streaming import ClipStream, iter_frames
+from .data.streaming import ClipStream
 from .data.transforms import EvalTransform
+from .data.video import VideoDecodeError, VideoReader
 from .engine.meters import check_ensemble_method
 from .pretrained import LoadedModel
 
@@ -254,7 +254,7 @@ def predict_timeline(
     model, cfg, classnames = _unpack(model, cfg, classnames)
     _check_topk(topk)
     settings = view_settings(cfg, 1, batch_size)
-    frames, num_frames, fps, name = _frame_source(video, _tensor_fps(fps, cfg))
+    frames, num_frames, fps, name = _frame_source(video, _tensor_fps(fps, cfg), settings.backend)
     windows = _window_clips(settings.clip, window, window if stride is None else stride, fps, num_frames)
     transform = settings.transform
     bar = tqdm(frames, total=num_frames, desc=os.path.basename(name), unit="frame", disable=not progress)
@@ -332,14 +332,22 @@ def _multiview(video: Video, settings: ViewSettings, fps: float) -> torch.Tensor
     return dataset.cut_views(frames[union], positions)
 
 
-def _frame_source(video: Video, fps: float) -> Tuple[Iterator[torch.Tensor], int, float, str]:
-    """(uint8 (H, W, 3) frames one by one, number of frames, fps, a name for messages)."""
+def _frame_source(video: Video, fps: float, backend: str) -> Tuple[Iterator[torch.Tensor], int, float, str]:
+    """(uint8 (H, W, 3) frames one by one, number of frames, fps, a name for messages); a file is opened once, here,
+    and closed when its frames have been read. Raises VideoDecodeError for a file that cannot be opened."""
     if _is_path(video):
-        path = os.fspath(video)
-        info = probe_video(path)
-        return (torch.from_numpy(frame) for frame in iter_frames(path)), info.num_frames, info.fps, path
+        reader = VideoReader(video, backend)
+        info = reader.info
+        return _streamed(reader), info.num_frames, info.fps, reader.path
     frames = _as_frames(video)
     return iter(frames), len(frames), fps, "frames"
+
+
+def _streamed(reader: VideoReader) -> Iterator[torch.Tensor]:
+    """Every frame of ``reader`` in one pass from the start; closes it at the end."""
+    with reader:
+        for frame in reader.iter_frames():
+            yield torch.from_numpy(frame)
 
 
 def _window_clips(

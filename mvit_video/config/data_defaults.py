@@ -41,8 +41,8 @@ def add_data_config(cfg: CfgNode) -> None:
     cfg.DATA.PATH_TO_DATA_DIR = ""
     cfg.DATA.PATH_PREFIX = ""
     cfg.DATA.PATH_LABEL_SEPARATOR = " "
-    # decord | pyav | torchvision; frame-exact whichever is chosen (mvit_video/data/decoder.py).
-    cfg.DATA.DECODING_BACKEND = "decord"
+    # pyav | decord | torchvision (= pyav); frame-exact whichever is chosen, pyav the fastest (DATASET.md, Speed).
+    cfg.DATA.DECODING_BACKEND = "pyav"
     # T frames sampled with stride tau, tau counted in frames at TARGET_FPS.
     cfg.DATA.NUM_FRAMES = 16
     cfg.DATA.SAMPLING_RATE = 4

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .clip_sampling import ClipSpec, train_clip_indices
-from .decoder import VideoDecodeError, decode_frames, probe_video
+from .video import VideoDecodeError, VideoReader
 from .kinetics import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -153,10 +153,11 @@ class TrainClipDataset(Dataset):
         return len(self.records)
 
     def decode_clip(self, path: str) -> torch.Tensor:
-        """uint8 ``(T, H, W, 3)`` frames of one random clip of ``path``; raises VideoDecodeError."""
-        info = probe_video(path, backend=self.backend)  # the decoder caches what it learns per file
-        indices = train_clip_indices(self.clip, info.num_frames, info.fps)
-        return decode_frames(path, indices, backend=self.backend)
+        """uint8 ``(T, H, W, 3)`` frames of one random clip of ``path``, the file opened once; raises
+        VideoDecodeError."""
+        with VideoReader(path, self.backend) as video:
+            indices = train_clip_indices(self.clip, video.info.num_frames, video.info.fps)
+            return video.frames(indices)
 
     def set_seed(self, seed: Optional[int]) -> None:
         """Seeds every item from ``(seed, index)``: the same clips with any number of workers or processes, in any

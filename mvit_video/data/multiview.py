@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .clip_sampling import ClipSpec, temporal_view_indices
 from .datasets import DecodeFailure, FailureRecorder
-from .decoder import VideoDecodeError, decode_frames, probe_video
+from .video import VideoDecodeError, VideoReader
 from .kinetics import VideoRecord
 from .transforms import EvalTransform
 
@@ -88,21 +88,22 @@ class MultiViewTestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def view_indices(self, path: str) -> List[List[int]]:
-        """Frame indices of each temporal clip of ``path``; raises VideoDecodeError when it cannot be probed."""
-        info = probe_video(path, backend=self.backend)
+    def view_indices(self, video: VideoReader) -> List[List[int]]:
+        """Frame indices of each temporal clip of an open video."""
+        info = video.info
         return temporal_view_indices(self.clip, info.num_frames, info.fps, self.num_clips, self.use_offset)
 
     def decode_union(self, path: str) -> Tuple[torch.Tensor, List[List[int]]]:
-        """Decodes the union of all clips' frames with a single ``decode_frames`` call.
+        """Decodes the union of all clips' frames in one ``VideoReader.frames`` call on the file opened once.
 
         Returns:
             uint8 ``(N, H, W, 3)`` frames (N distinct indices, in order) and each clip's positions among them.
         Raises:
-            VideoDecodeError: the file cannot be probed or decoded.
+            VideoDecodeError: the file cannot be opened or decoded.
         """
-        union, positions = union_positions(self.view_indices(path))
-        return decode_frames(path, union, backend=self.backend), positions
+        with VideoReader(path, self.backend) as video:
+            union, positions = union_positions(self.view_indices(video))
+            return video.frames(union), positions
 
     def cut_views(self, frames: torch.Tensor, positions: List[List[int]]) -> torch.Tensor:
         """uint8 ``(N, H, W, 3)`` decoded frames -> float32 ``(num_views, 3, T, S, S)``, clip-major."""

@@ -1,7 +1,7 @@
 """Streaming decode: a whole video in one front-to-back pass, and the clips of many windows from that pass.
 
 :func:`iter_frames` decodes a file sequentially with PyAV and yields each frame once, then forgets it: frame ``i``
-is the frame that ``decode_frames(path, [i])`` returns (:mod:`.decoder` defines frame indices by this very pass),
+is the frame that ``VideoReader(path).frames([i])`` returns (:mod:`.video` defines frame indices by this very pass),
 and memory does not depend on the length of the video.
 
 :class:`ClipStream` cuts clips out of such a pass. It is given the frame indices of each clip, clips in the order
@@ -19,7 +19,7 @@ from typing import Any, Deque, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .decoder import VideoDecodeError, _check_file, _decoded, _DecodeFailed, _num_threads, _open_video, _to_rgb
+from .video import VideoReader
 
 __all__ = ["ClipStream", "iter_frames"]
 
@@ -31,15 +31,8 @@ def iter_frames(path: Union[str, os.PathLike]) -> Iterator[np.ndarray]:
         VideoDecodeError: a missing, empty or non-video file, no video stream, or a stream that breaks mid-way
             (after the frames decoded before the break).
     """
-    path = os.fspath(path)
-    _check_file(path)
-    container, stream = _open_video(path, _num_threads())
-    with container:
-        try:
-            for frame in _decoded(container, stream):
-                yield _to_rgb(frame)
-        except _DecodeFailed as exc:
-            raise VideoDecodeError(path, "truncated or corrupt video", str(exc)) from None
+    with VideoReader(path) as video:
+        yield from video.iter_frames()
 
 
 @dataclass(frozen=True)

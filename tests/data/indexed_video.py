@@ -35,6 +35,15 @@ def index_frame(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndar
     return np.repeat(image[:, :, None], 3, axis=2)
 
 
+def _textured(image: np.ndarray, index: int) -> np.ndarray:
+    """``image`` with a smooth noise texture of +-40 that moves 3 pixels right per frame (the index still reads)."""
+    height, width = image.shape[:2]
+    noise = np.random.default_rng(0).integers(-40, 41, size=(height // 4 + 1, width // 4 + 1, 3))
+    noise = np.kron(noise, np.ones((4, 4, 1), dtype=np.int64))[:height, : width + 0]
+    shifted = np.roll(noise, 3 * index, axis=1)
+    return np.clip(image.astype(np.int64) + shifted, 0, 255).astype(np.uint8)
+
+
 def read_index(frame: np.ndarray) -> int:
     """Return the index encoded in a decoded uint8 (H, W, 3) frame written by this module."""
     frame = np.asarray(frame)
@@ -63,11 +72,13 @@ def write_indexed_video(
     pts: Sequence[int] | None = None,
     time_base: Fraction | None = None,
     size: tuple[int, int] = (WIDTH, HEIGHT),
+    texture: bool = False,
 ) -> Path:
     """Encode frames 0..num_frames-1 with PyAV and return the path written.
 
     ``pts`` (in ``time_base`` units, default 1/fps) sets each frame's timestamp, for offset or
-    variable-frame-rate files; by default frame ``i`` gets pts ``i``.
+    variable-frame-rate files; by default frame ``i`` gets pts ``i``. ``texture`` adds a moving noise texture
+    (motion the encoder must predict, so that a decode from the wrong reference shows).
     """
     path = Path(path)
     time_base = time_base or Fraction(1, fps)
@@ -81,7 +92,10 @@ def write_indexed_video(
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         for index, frame_pts in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(index_frame(index, *size), format="rgb24")
+            image = index_frame(index, *size)
+            if texture:
+                image = _textured(image, index)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = frame_pts
             frame.time_base = time_base
             container.mux(stream.encode(frame))
@@ -213,3 +227,32 @@ def write_audio_only(path: str | Path, seconds: float = 0.5) -> Path:
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def write_intra_refresh(path: str | Path, num_frames: int = 150) -> Path:
+    """H.264 MP4 with periodic intra refresh: the only IDR is frame 0, yet the container flags recovery points as
+    keyframes. Seeking to them lands on P-frames whose picture is only rebuilt over the next frames (decord 0.6.0
+    and torchcodec return wrong frames here)."""
+    params = "intra-refresh=1:keyint=30:bframes=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params}, texture=True)
+
+
+def write_open_gop(path: str | Path, num_frames: int = 150) -> Path:
+    """H.264 with open GOPs: non-IDR I-frames every 30 frames, followed in decode order by B-frames shown before
+    them that reference the previous GOP."""
+    params = "open-gop=1:keyint=30:min-keyint=30:bframes=3:b-pyramid=normal:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_b_pyramid(path: str | Path, num_frames: int = 150) -> Path:
+    """H.264 with 5 B-frames in a strict pyramid (B-frames referencing B-frames), a keyframe every 40 frames."""
+    params = "bframes=5:b-pyramid=strict:b-adapt=0:keyint=40:min-keyint=40:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_edit_list(path: str | Path, num_frames: int = 150, hidden: int = 7) -> Path:
+    """H.264 MP4 whose first ``hidden`` frames have negative pts: the muxer writes an edit list that hides them, so
+    the first frame shown carries index ``hidden``."""
+    params = "bframes=3:keyint=30:min-keyint=30:scenecut=0"
+    pts = [i - hidden for i in range(num_frames)]
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params}, pts=pts)

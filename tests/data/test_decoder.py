@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,15 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from mvit_video.data import decoder as dec
-from mvit_video.data.decoder import (
+from mvit_video.data.video import (
     VideoDecodeError,
     VideoInfo,
+    VideoReader,
     available_backends,
     decode_frames,
     default_backend,
     probe_video,
 )
+from mvit_video.data.video import decord_backend, pyav, reader
+from mvit_video.data.video.index import FrameIndex, read_index
+from mvit_video.data.video.sniff import open_video
 from tests.data import indexed_video as iv
 
 BACKENDS = ["decord", "pyav"]
@@ -38,6 +46,11 @@ GENERATED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "lying_keyframes_mp4": (iv.write_lying_keyframes, "lying_keys.mp4"),
     "raw_h264_no_pts": (iv.write_raw_h264, "raw.h264"),
     "h264_10bit": (iv.write_10bit, "10bit.mp4"),
+    "intra_refresh_mp4": (iv.write_intra_refresh, "intra_refresh.mp4"),
+    "open_gop_mp4": (iv.write_open_gop, "open_gop.mp4"),
+    "open_gop_mkv": (iv.write_open_gop, "open_gop.mkv"),
+    "b_pyramid_mp4": (iv.write_b_pyramid, "b_pyramid.mp4"),
+    "edit_list_mp4": (iv.write_edit_list, "edit_list.mp4"),
 }
 REAL_VIDEOS = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"]
 
@@ -57,6 +70,13 @@ def sequential_decode(path: Path, keep: set[int] | None = None) -> tuple[int, di
         except av.error.FFmpegError:
             pass
     return count, frames
+
+
+def frame_index(path: Path | str) -> FrameIndex:
+    """The demuxed frame index of ``path``."""
+    container, stream = open_video(str(path))
+    with container:
+        return read_index(str(path), container, stream, lambda: 1)  # the count of an untrusted index is not tested here
 
 
 def backend_or_skip(backend: str) -> str:
@@ -136,11 +156,11 @@ def test_generated_video_frames_are_exact(video_dir: Path, references: dict, nam
     assert frames.dtype == torch.uint8
     assert tuple(frames.shape) == (len(indices), iv.HEIGHT, iv.WIDTH, 3)
     got = [iv.read_index(frame) for frame in frames.numpy()]
-    assert got == indices
+    assert got == [iv.read_index(reference[index]) for index in indices]  # the edit list hides frames 0..6
     for frame, index in zip(frames.numpy(), indices):
         np.testing.assert_array_equal(frame, reference[index])
-    # The post-seek checks must pass on honest files: no silent fallback to decoding from the start.
-    assert dec._table(str(video_dir / GENERATED[name][1])).seekable is (name != "raw_h264_no_pts")
+    # Only a file without timestamps, or whose first shown frame is not a keyframe, is decoded from the start.
+    assert frame_index(video_dir / GENERATED[name][1]).seekable is (name not in ("raw_h264_no_pts", "edit_list_mp4"))
 
 
 @pytest.mark.parametrize("name", list(GENERATED))
@@ -254,11 +274,9 @@ def test_error_survives_pickling() -> None:
 
 def test_backend_listing() -> None:
     backends = available_backends()
-    assert backends[-1] == "pyav"
-    assert backends[0] == default_backend()
+    assert backends[0] == "pyav" == default_backend()  # exact everywhere and the fastest (DATASET.md, Speed)
     has_decord = importlib.util.find_spec("decord") is not None
     assert ("decord" in backends) == has_decord
-    assert default_backend() == ("decord" if has_decord else "pyav")
 
 
 def test_backend_aliases_and_unknown(video_dir: Path, references: dict) -> None:
@@ -276,79 +294,201 @@ def test_decord_is_refused_when_its_keyframes_disagree(video_dir: Path) -> None:
     decord = pytest.importorskip("decord")
     for file, agrees in [("lying_keys.mp4", False), ("bframes.mp4", True)]:
         path = str(video_dir / file)
-        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-        assert dec._decord_agrees(reader, dec._table(path)) is agrees
+        decord_reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        assert decord_backend.agrees(decord_reader, frame_index(path)) is agrees
+
+
+def reference_of(references: dict, name: str):
+    """A decord reference function serving the sequential decode of generated video ``name``."""
+    return lambda keys: {key: references[name][1][key] for key in keys.tolist()}
 
 
 @pytest.mark.parametrize(
-    "file,used",
+    "name,used",
     [
-        ("bframes.mp4", True),
-        ("offset.mkv", True),
-        ("lying.avi", True),
-        ("stream.ts", False),  # decord 0.6.0 returns frame i+30 for frame i on MPEG-TS
-        ("10bit.mp4", False),  # decord's 10-bit RGB conversion differs from PyAV's
-        ("raw.h264", False),  # no timestamps
+        ("h264_bframes", True),
+        ("pts_offset_mkv", True),
+        ("lying_header_avi", True),
+        ("mpegts", False),  # decord 0.6.0 returns frame i+30 for frame i on MPEG-TS
+        ("h264_10bit", False),  # decord's 10-bit RGB conversion differs from PyAV's
+        ("raw_h264_no_pts", False),  # no timestamps
+        ("open_gop_mp4", False),  # leading frames after a keyframe: decord's frame counting would be off
     ],
 )
-def test_decord_is_used_only_where_exact(video_dir: Path, file: str, used: bool) -> None:
+def test_decord_is_used_only_where_exact(video_dir: Path, references: dict, name: str, used: bool) -> None:
     pytest.importorskip("decord")
-    path = str(video_dir / file)
-    frames = dec._decode_decord(path, dec._table(path), np.array([0, 5]))
+    path = str(video_dir / GENERATED[name][1])
+    decoder = decord_backend.DecordFrames(path, frame_index(path), threads=1)
+    frames = decoder.frames(np.array([0, 5, 40]), reference_of(references, name))
     assert (frames is not None) is used
+    if used:
+        for index, frame in frames.items():
+            np.testing.assert_array_equal(frame, references[name][1][index])
 
 
-# --- seek safety, decode economy, caching -----------------------------------------------------
+def test_decord_keyframe_check_rejects_a_wrong_keyframe(video_dir: Path, references: dict) -> None:
+    """decord's frames are used only when the keyframe of every GOP it decoded from matches PyAV's."""
+    pytest.importorskip("decord")
+    path = str(video_dir / "bframes.mp4")  # keyframes 0, 30, 60, 90
+    decoder = decord_backend.DecordFrames(path, frame_index(path), threads=1)
+    asked: list[list[int]] = []
+
+    def lying_reference(keys: np.ndarray) -> dict[int, np.ndarray]:
+        asked.append(keys.tolist())
+        truth = reference_of(references, "h264_bframes")(keys)
+        return {key: frame ^ (key == 60) for key, frame in truth.items()}  # PyAV "disagrees" on keyframe 60
+
+    assert decoder.frames(np.array([3, 31, 95]), lying_reference) is not None  # GOPs 0, 30, 90 only
+    assert decoder.frames(np.array([3, 65]), lying_reference) is None
+    assert asked == [[0, 30, 90], [0, 60]]
 
 
-def test_wrong_keyframe_falls_back_to_sequential(video_dir: Path, references: dict) -> None:
-    """A table that claims a P-frame is a keyframe must be caught by the post-seek check."""
-    path = str(video_dir / "mpeg4.mp4")
-    table = dec._table(path)
-    assert table.seekable and table.key_index.tolist() == [0, 60, 120]
-    fake = 90  # a P-frame
-    lying = dec.replace(
-        table,
-        key_index=np.array([0, 60, fake, 120]),
-        key_pts=np.insert(table.key_pts, 2, table.pts[fake]),
-        key_dts=np.insert(table.key_dts, 2, table.pts[fake]),
-    )
-    dec._store(dec._cache_key(path), lying)
-    try:
-        indices = [95, fake, 91]
-        frames = decode_frames(path, indices, backend="pyav").numpy()
-        assert [iv.read_index(frame) for frame in frames] == indices
-        for frame, index in zip(frames, indices):
-            np.testing.assert_array_equal(frame, references["mpeg4_sparse_gop"][1][index])
-        assert dec._table(path).seekable is False  # no more seeking in this file
-    finally:
-        dec._store(dec._cache_key(path), table)
+# --- cold: the very first calls on a file, in a fresh process -----------------------------------
+
+COLD_SCRIPT = """
+import hashlib, json, sys
+import numpy as np
+from mvit_video.data.video import VideoReader, decode_frames
+path, backend = sys.argv[1], sys.argv[2]
+with VideoReader(path, backend) as video:
+    count = video.info.num_frames
+clips = [list(range(s, s + 64, 4)) for s in np.linspace(0, max(count - 64, 0), 6).round().astype(int).tolist()]
+clips = [[min(i, count - 1) for i in clip] for clip in clips]
+digest = lambda frames: [hashlib.sha1(frame.tobytes()).hexdigest() for frame in frames.numpy()]
+first = [digest(decode_frames(path, clip, backend)) for clip in clips]  # a new reader per clip
+with VideoReader(path, backend) as video:  # one reader for all clips, last clip first
+    reused = [digest(video.frames(clip)) for clip in clips[::-1]][::-1]
+print(json.dumps({"clips": clips, "first": first, "reused": reused}))
+"""
+
+COLD_GENERATED = ["intra_refresh_mp4", "open_gop_mp4", "edit_list_mp4", "b_pyramid_mp4"]
+COLD_REAL = ["bikes.mp4", "carphone_pristine.mp4"]  # B-frames and 6 GOPs; one GOP per 12 frames
+
+
+def cold_clips(path: Path, backend: str) -> dict:
+    """Run COLD_SCRIPT in a fresh interpreter: six evenly spaced 16x4 clips as the first calls on ``path``."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", COLD_SCRIPT, str(path), backend], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def assert_cold_clips_exact(path: Path, backend: str, reference: Callable[[set[int]], dict[int, np.ndarray]]) -> None:
+    result = cold_clips(path, backend)
+    wanted = {i for clip in result["clips"] for i in clip}
+    truth = {i: hashlib.sha1(frame.tobytes()).hexdigest() for i, frame in reference(wanted).items()}
+    for clip, first, reused in zip(result["clips"], result["first"], result["reused"]):
+        expected = [truth[i] for i in clip]
+        assert first == expected, f"{path.name} ({backend}): wrong frames in clip {clip[0]}..{clip[-1]}, cold"
+        assert reused == expected, f"{path.name} ({backend}): wrong frames in clip {clip[0]}..{clip[-1]}, reused"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", COLD_GENERATED)
+def test_first_calls_are_exact_generated(video_dir: Path, references: dict, name: str, backend: str) -> None:
+    backend_or_skip(backend)
+    assert_cold_clips_exact(video_dir / GENERATED[name][1], backend, lambda wanted: references[name][1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", COLD_REAL)
+def test_first_calls_are_exact_real(real_video_dir: Path, name: str, backend: str) -> None:
+    backend_or_skip(backend)
+    path = real_video_dir / name
+    assert_cold_clips_exact(path, backend, lambda wanted: sequential_decode(path, keep=wanted)[1])
+
+
+def test_intra_refresh_seeks_are_unreliable(video_dir: Path, references: dict) -> None:
+    """The file the cold tests rely on: decoding from its flagged keyframes gives other pixels than a
+    sequential decode, so a decoder that trusts those seeks returns wrong frames."""
+    path = video_dir / "intra_refresh.mp4"
+    index = frame_index(path)
+    assert len(index.key_index) > 2
+    key = int(index.key_index[2])
+    container, stream = open_video(str(path))
+    with container:  # what a decoder sees after a perfect seek: the packets from the flagged keyframe on
+        packets = [p for p in container.demux(stream) if p.size and p.pts >= index.key_pts[2]]
+        frames = [frame for packet in packets[:8] for frame in packet.decode()] + stream.codec_context.decode(None)
+    damaged = [not np.array_equal(pyav.to_rgb(f), references["intra_refresh_mp4"][1][key + i])
+               for i, f in enumerate(frames)]
+    assert frames and any(damaged)  # the pictures are not the file's frames
+
+
+# --- VideoReader --------------------------------------------------------------------------------
+
+
+def test_video_reader_opens_once(video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = []
+    real_open = reader.open_video
+    monkeypatch.setattr(reader, "open_video", lambda *args: opened.append(args) or real_open(*args))
+    path = video_dir / "bframes.mp4"
+    with VideoReader(path, "pyav") as video:
+        assert video.info == probe_video(path)
+        assert (video.info.num_frames, video.info.width, video.info.height) == (120, iv.WIDTH, iv.HEIGHT)
+        assert video.info.fps == pytest.approx(30.0) and video.info.duration == pytest.approx(4.0)
+        for indices in ([70, 5, 5], [100, 101], [2]):  # backwards, forwards, back to the first GOP
+            frames = video.frames(indices)
+            assert frames.dtype == torch.uint8 and tuple(frames.shape) == (len(indices), iv.HEIGHT, iv.WIDTH, 3)
+            for frame, index in zip(frames.numpy(), indices):
+                np.testing.assert_array_equal(frame, references["h264_bframes"][1][index])
+    assert len(opened) == 2  # the reader, then probe_video's own
+    with pytest.raises(Exception):
+        video.frames([1])  # closed
+
+
+def test_iter_frames_is_the_sequential_decode(video_dir: Path, references: dict) -> None:
+    with VideoReader(video_dir / "offset.mkv") as video:
+        video.frames([80])  # the stream is no longer at the start
+        frames = list(video.iter_frames())
+    count, reference = references["pts_offset_mkv"]
+    assert len(frames) == count
+    for index in (0, 44, count - 1):
+        np.testing.assert_array_equal(frames[index], reference[index])
+
+
+# --- seek safety, decode economy ----------------------------------------------------------------
+
+
+def test_false_keyframes_fall_back_to_sequential(
+    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intra-refresh recovery points are flagged as keyframes but are P-frames: the post-seek check must catch it."""
+    sequential = []
+    real_sequential = pyav.sequential_frames
+    monkeypatch.setattr(pyav, "sequential_frames", lambda *a: sequential.append(a) or real_sequential(*a))
+    with VideoReader(video_dir / "intra_refresh.mp4", "pyav") as video:
+        for indices in ([95, 90, 91], [35, 12]):
+            frames = video.frames(indices).numpy()
+            for frame, index in zip(frames, indices):
+                np.testing.assert_array_equal(frame, references["intra_refresh_mp4"][1][index])
+    assert len(sequential) == 2
 
 
 def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Patch the decoder to count decoded and RGB-converted frames; return the live counters."""
+    """Patch the PyAV backend to count decoded and RGB-converted frames; return the live counters."""
     counts = {"decoded": 0, "converted": 0}
-    decoded, to_rgb = dec._decoded, dec._to_rgb
+    decoded, to_rgb = pyav.decoded, pyav.to_rgb
 
     def counting_decoded(*args):
         for frame in decoded(*args):
             counts["decoded"] += 1
             yield frame
 
-    def counting_to_rgb(frame):
+    def counting_to_rgb(*args):
         counts["converted"] += 1
-        return to_rgb(frame)
+        return to_rgb(*args)
 
-    monkeypatch.setattr(dec, "_decoded", counting_decoded)
-    monkeypatch.setattr(dec, "_to_rgb", counting_to_rgb)
+    monkeypatch.setattr(pyav, "decoded", counting_decoded)
+    monkeypatch.setattr(pyav, "to_rgb", counting_to_rgb)
     return counts
 
 
 def test_decodes_only_the_needed_span(video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = video_dir / "mpeg4.mp4"  # keyframes at 0, 60, 120 of 150
-    probe_video(path)
-    counts = count_decoded(monkeypatch)
-    frames = decode_frames(path, [70, 65, 70, 65, 66], backend="pyav")
+    with VideoReader(video_dir / "mpeg4.mp4", "pyav") as video:  # keyframes at 0, 60, 120 of 150
+        counts = count_decoded(monkeypatch)
+        frames = video.frames([70, 65, 70, 65, 66])
     assert [iv.read_index(f) for f in frames.numpy()] == [70, 65, 70, 65, 66]
     assert counts["converted"] == 3  # each distinct frame converted once
     # From keyframe 60 to frame 70 (plus what frame threads hold in flight), never from frame 0.
@@ -356,43 +496,50 @@ def test_decodes_only_the_needed_span(video_dir: Path, monkeypatch: pytest.Monke
 
 
 def test_far_apart_indices_seek_instead_of_decoding_through(video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = video_dir / "mpeg4.mp4"
-    probe_video(path)
-    counts = count_decoded(monkeypatch)
-    assert [iv.read_index(f) for f in decode_frames(path, [121, 2], backend="pyav").numpy()] == [121, 2]
+    with VideoReader(video_dir / "mpeg4.mp4", "pyav") as video:
+        counts = count_decoded(monkeypatch)
+        assert [iv.read_index(f) for f in video.frames([121, 2]).numpy()] == [121, 2]
     assert counts["decoded"] <= 3 + 2 + 4 * torch.get_num_threads()  # 0..2 and 120..121
 
 
 def test_real_video_seeks_to_the_right_keyframe(real_video_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """bikes.mp4 (B-frames, keyframes 0 30 76 137 187 242): a 16x4 clip decodes only its own GOPs."""
     path = real_video_dir / "bikes.mp4"
-    assert dec._table(str(path)).key_index.tolist() == [0, 30, 76, 137, 187, 242]
-    counts = count_decoded(monkeypatch)
-    frames = decode_frames(path, list(range(158, 222, 4)), backend="pyav")
+    assert frame_index(path).key_index.tolist() == [0, 30, 76, 137, 187, 242]
+    with VideoReader(path, "pyav") as video:
+        counts = count_decoded(monkeypatch)
+        frames = video.frames(list(range(158, 222, 4)))
     assert frames.shape[0] == 16 and counts["converted"] == 16
     # 137..186 then a seek to 187..218: 82 frames, less the unwanted B-frames nothing references
     # (skipped by the decoder). Seeking by dts would land a GOP early (+61 frames).
     assert 40 <= counts["decoded"] < 82
 
 
-@pytest.mark.parametrize("name", ["h264_bframes", "pts_offset_mkv", "mpegts"])
-def test_many_queries_never_trip_the_seek_checks(video_dir: Path, references: dict, name: str) -> None:
-    """Random multi-GOP requests (unwanted B-frames skipped, wanted ones right after keyframes)."""
-    path = video_dir / GENERATED[name][1]
+@pytest.mark.parametrize("name", ["h264_bframes", "pts_offset_mkv", "mpegts", "b_pyramid_mp4", "open_gop_mkv"])
+def test_many_queries_never_trip_the_seek_checks(
+    video_dir: Path, references: dict, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random multi-GOP requests on one reader (unwanted B-frames skipped, wanted ones right after keyframes)."""
     count, reference = references[name]
     rng = np.random.default_rng(7)
     queries = [[80, 83, 91, 92, 93, 100][: 6 if count > 100 else 2]]
     queries += [rng.choice(count, size=int(rng.integers(2, 25)), replace=False).tolist() for _ in range(12)]
-    for indices in queries:
-        frames = decode_frames(path, indices, backend="pyav").numpy()
-        for frame, index in zip(frames, indices):
-            np.testing.assert_array_equal(frame, reference[index])
-    assert dec._table(str(path)).seekable  # a false alarm would have switched seeking off
+    sequential = []
+    real_sequential = pyav.sequential_frames
+    monkeypatch.setattr(pyav, "sequential_frames", lambda *a: sequential.append(a) or real_sequential(*a))
+    with VideoReader(video_dir / GENERATED[name][1], "pyav") as video:
+        for indices in queries:
+            frames = video.frames(indices).numpy()
+            for frame, index in zip(frames, indices):
+                np.testing.assert_array_equal(frame, reference[index])
+    assert not sequential  # a false alarm would have decoded from the start
 
 
-def test_untrusted_table_decodes_from_start(video_dir: Path) -> None:
-    table = dec._table(str(video_dir / "raw.h264"))  # no pts at all: seeking is impossible
-    assert table.seekable is False and table.info.num_frames == 60
+def test_untrusted_index_decodes_from_start(video_dir: Path) -> None:
+    with VideoReader(video_dir / "raw.h264") as video:  # no pts at all: seeking is impossible
+        assert video.info.num_frames == 60
+        assert [iv.read_index(f) for f in video.frames([50, 3]).numpy()] == [50, 3]
+    assert frame_index(video_dir / "raw.h264").seekable is False
 
 
 def test_index_types_and_empty_request(video_dir: Path) -> None:
@@ -404,9 +551,7 @@ def test_index_types_and_empty_request(video_dir: Path) -> None:
         decode_frames(path, [1.5])
 
 
-def test_metadata_cache_follows_file_changes(tmp_path: Path) -> None:
-    path = iv.write_indexed_video(tmp_path / "v.mp4", 30)
-    first = dec._table(str(path))
-    assert dec._table(str(path)) is first  # cached: no second demux
-    iv.write_indexed_video(path, 40)
-    assert probe_video(path).num_frames == 40
+def test_open_gop_is_detected(video_dir: Path) -> None:
+    assert frame_index(video_dir / "open_gop.mp4").open_gop
+    assert frame_index(video_dir / "open_gop.mkv").open_gop
+    assert not frame_index(video_dir / "bframes.mp4").open_gop

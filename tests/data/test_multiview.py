@@ -3,12 +3,11 @@
 import pytest
 import torch
 
-from mvit_video.data import multiview
 from mvit_video.data.clip_sampling import ClipSpec, temporal_view_indices
-from mvit_video.data.decoder import decode_frames
 from mvit_video.data.kinetics import VideoRecord
 from mvit_video.data.multiview import MultiViewTestDataset, union_positions
 from mvit_video.data.transforms import EvalTransform
+from mvit_video.data.video import VideoReader, decode_frames
 
 from .indexed_video import read_index, write_indexed_video
 from .video_files import write_clip
@@ -34,7 +33,8 @@ def make_dataset(path, num_clips=5, num_crops=3, clip=ClipSpec(8, 2), use_offset
 
 def views_one_by_one(dataset, path):
     """PySlowFast's way: decode each view's clip separately, then resize and crop it."""
-    clips = dataset.view_indices(path)
+    with VideoReader(path) as video:
+        clips = dataset.view_indices(video)
     views = []
     for indices in clips:
         crops = dataset.transform(decode_frames(path, indices, backend="pyav"))  # (num_crops, 3, T, S, S)
@@ -50,12 +50,17 @@ def test_one_decode_gives_the_same_views_as_decoding_each_view(request, video, m
     dataset = make_dataset(path, num_crops=num_crops, use_offset=use_offset)
     calls = []
 
-    def counting_decode(path, indices, backend=None):
-        calls.append(list(indices))
-        return decode_frames(path, indices, backend)
+    opened = []
+    real_frames, real_init = VideoReader.frames, VideoReader.__init__
 
-    monkeypatch.setattr(multiview, "decode_frames", counting_decode)
+    def counting_frames(self, indices):
+        calls.append(list(indices))
+        return real_frames(self, indices)
+
+    monkeypatch.setattr(VideoReader, "frames", counting_frames)
+    monkeypatch.setattr(VideoReader, "__init__", lambda self, *a: opened.append(a) or real_init(self, *a))
     item = dataset[0]
+    assert len(opened) == 1  # the file is opened once
     assert len(calls) == 1 and calls[0] == sorted(set(calls[0]))  # one call, with the union of the indices
     assert item["views"].shape == (5 * num_crops, 3, 8, 48, 48) and item["failed"] == ""
     monkeypatch.undo()
