@@ -14,7 +14,6 @@ A cached file is used as it is, with no network. With no network and no cached c
 the URL and the path where the file can be placed by hand.
 """
 
-import hashlib
 import http.client
 import logging
 import os
@@ -28,7 +27,7 @@ from urllib.parse import urlparse
 
 from iopath.common.file_io import HTTPURLHandler, PathManager
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, file_sha256
 from .weights import REGISTRY, Weights, get_weights
 
 CACHE_ENV = "MVIT_VIDEO_CACHE"
@@ -67,14 +66,6 @@ def hash_prefix(url: str) -> str:
     """The sha256 prefix in the URL's file name (``mvit_v1_b-dbeb1030.pth`` -> ``dbeb1030``), or ""."""
     match = _HASH_IN_NAME.search(os.path.basename(urlparse(url).path))
     return match.group(1) if match else ""
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_checkpoint(spec: str) -> Tuple[str, Optional[Weights]]:
@@ -163,7 +154,7 @@ def _verify(path: str, url: str, sha256: str) -> None:
     expected = (sha256 or hash_prefix(url)).lower()
     if not expected:
         return
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if not digest.startswith(expected):
         raise DownloadError(
             f"{url}: the downloaded file's sha256 is {digest}, expected {'' if sha256 else 'a prefix '}{expected}: "
