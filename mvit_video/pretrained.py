@@ -81,7 +81,9 @@ def checkpoint_config(checkpoint: Optional[str] = None, cfg_file: Optional[str] 
     """The config of a checkpoint (see the module docstring), with TEST.CHECKPOINT_FILE_PATH set to its local file,
     and where the config came from. Raises as :func:`load_model`."""
     path, entry, container = _open_checkpoint(checkpoint, cfg_file, opts)
-    return _config(container, entry, path, cfg_file, opts)
+    cfg, source = _config(container, entry, path, cfg_file, opts)
+    _check_head(container, cfg, source, path)
+    return cfg, source
 
 
 def _open_checkpoint(checkpoint, cfg_file, opts) -> Tuple[str, Optional[Weights], dict]:

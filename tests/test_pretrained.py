@@ -10,6 +10,7 @@ from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import ConfigError, load_config
 from mvit_video.data.transforms import EvalTransform
 from mvit_video.models import build_model
+from mvit_video.pretrained import checkpoint_config
 
 from .data.video_files import write_clip
 
@@ -66,3 +67,13 @@ def test_class_names_of_another_count_are_refused_naming_both_sources(saved):
     with pytest.raises(ValueError, match=r"the class-name list: 2 names, but the model predicts 3 classes "
                                          r"\(MODEL.NUM_CLASSES from the config stored in"):
         mvit_video.load_model(str(folder / "run.pyth"), classnames=["a", "b"])
+
+
+def test_testing_a_checkpoint_of_another_class_count_names_both_counts(saved):
+    # tools/run_net.py --checkpoint goes through checkpoint_config: the refusal names the key, its source and the head
+    folder, _ = saved
+    path = str(folder / "run.pyth")
+    with pytest.raises(ValueError, match=r"MODEL.NUM_CLASSES = 5 \(from the config stored in .*3-class head"):
+        checkpoint_config(path, None, ["MODEL.NUM_CLASSES", "5"])
+    cfg, source = checkpoint_config(path)
+    assert cfg.MODEL.NUM_CLASSES == 3 and cfg.TEST.CHECKPOINT_FILE_PATH == path
