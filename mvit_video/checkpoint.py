@@ -308,7 +308,15 @@ def _mismatch_message(origin: str, fmt: str, missing, unexpected, shapes) -> str
         lines.append(f"  unexpected in the checkpoint ({len(unexpected)}): {', '.join(unexpected)}")
     for key, (got, want) in shapes.items():
         lines.append(f"  shape of {key}: checkpoint {tuple(got)} vs model {tuple(want)}")
-    if any(k.startswith("head.") for k in list(missing) + list(shapes)):
+    head = shapes.get("head.projection.weight")
+    if head is not None:
+        got, want = head
+        lines.append(
+            f"  the checkpoint's classifier has {got[0]} classes, the model (MODEL.NUM_CLASSES) {want[0]}: to test or "
+            f"predict with it, set MODEL.NUM_CLASSES {got[0]}; to fine-tune it to {want[0]} classes, load with "
+            "drop_head=True (TRAIN.CHECKPOINT_DROP_HEAD True in a training config)"
+        )
+    elif any(k.startswith("head.") for k in list(missing) + list(shapes)):
         lines.append(
             "  to fine-tune to another number of classes, load with drop_head=True (TRAIN.CHECKPOINT_DROP_HEAD True "
             "in a training config): the head is then re-initialised"

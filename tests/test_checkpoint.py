@@ -117,7 +117,9 @@ def test_nothing_is_loaded_when_the_check_fails(reference):
 
 
 def test_other_class_count_needs_drop_head(reference):
-    with pytest.raises(CheckpointError, match="drop_head=True"):
+    # both counts are named with where they come from, and both ways out: set the count, or drop the head
+    with pytest.raises(CheckpointError, match=r"classifier has 400 classes, the model \(MODEL.NUM_CLASSES\) 10: .*"
+                                              r"set MODEL.NUM_CLASSES 400; .*drop_head=True"):
         load_checkpoint(reference.state_dict(), _model(num_classes=10))
     model = _model(num_classes=10)
     head_before = model.head.projection.weight.clone()
