@@ -9,8 +9,9 @@
     tools/benchmark.py data [...]          (see tools/bench_data.py)
 
 ``model``: forward passes of this MViT and of torchvision's MViT built with the same blocks (mvit_v1_b for MViT-B
-16x4, mvit_v2_s for MViTv2-S 16x4), loaded with the same weights, on the same input, alternating, median of ``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak
-of a large matmul on the same device. On CUDA it also measures bf16 autocast and peak memory.
+16x4, mvit_v2_s for MViTv2-S 16x4), loaded with the same weights, on the same input, alternating, median of
+``--runs`` each; checks the logits agree and prints the achieved GFLOP/s beside the peak of a large matmul on the same
+device. On CUDA it also measures bf16 autocast and peak memory.
 
 ``train``: training steps (forward, loss, backward, AdamW step) of this MViT and of torchvision's MViT class built
 with the same blocks and loaded with the same weights, alternating, median step time of each -> clips/s; then the
