@@ -9,7 +9,8 @@ MVITv2_TINY.yaml) in turn: trains it in OUT_DIR/<config stem, lowercased> with t
 (resuming there as tools/run_net.py does), timing the wall time of the training call (its validation included); runs
 the multi-view test (OUTPUT_DIR/test_results.json) and the frame-shuffle probe of tools/frame_shuffle_eval.py
 (OUTPUT_DIR/frame_shuffle.json) on the newest checkpoint. Prints a Markdown table (params, GFLOPs, training time,
-multi-view top-1, shuffled top-1, drop) and writes OUT_DIR/compare_variants.json with the rows and the machine the times were measured on.
+multi-view top-1, shuffled top-1, drop) and writes OUT_DIR/compare_variants.json with the rows and the machine the
+times were measured on.
 
 --skip-train tests the checkpoints already there; the training time is then the sum of the epochs' epoch_time_s in
 OUTPUT_DIR/stats.jsonl (training steps only, no validation), or null without it.
