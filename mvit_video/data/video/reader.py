@@ -14,7 +14,7 @@ from av.video.reformatter import VideoReformatter
 
 from . import pyav
 from .decord_backend import DecordFrames
-from .index import FrameIndex, VideoInfo, read_index
+from .index import VideoInfo, read_index
 from .sniff import VideoDecodeError, check_file, open_video
 
 _BACKENDS = ("pyav", "decord")
