@@ -17,7 +17,7 @@ from mvit_video.annotate import annotate_video
 from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data.clip_sampling import ClipSpec, sliding_windows, temporal_view_indices, window_clip_indices
-from mvit_video.data.decoder import decode_frames, probe_video
+from mvit_video.data.video import decode_frames, probe_video
 from mvit_video.data.streaming import ClipStream
 from mvit_video.data.synthetic import render_clip, write_video
 from mvit_video.data.transforms import EvalTransform
@@ -25,9 +25,10 @@ from mvit_video.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")
-# 64 px clips of 8 frames at stride 2, two temporal views, one centre crop; no class-name file from the config.
+# 64 px clips of 8 frames at stride 2, two temporal views, one centre crop; no class-name file from the config, and no
+# data folder to take names from (after `make demo`, data/synthetic has a classnames.txt).
 OPTS = ["DATA.TRAIN_CROP_SIZE", "64", "DATA.TEST_CROP_SIZE", "64", "DATA.TRAIN_JITTER_SCALES", "[64, 80]",
-        "DATA.SAMPLING_RATE", "2", "DATA.CLASSNAMES", ""]
+        "DATA.SAMPLING_RATE", "2", "DATA.CLASSNAMES", "", "DATA.PATH_TO_DATA_DIR", str(ROOT / "tests" / "no_such_data")]
 NAMES = [f"action_{chr(ord('a') + i)}" for i in range(12)]
 
 
