@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from .checkpoint import CheckpointError
 from .config import ConfigError
-from .data.decoder import VideoDecodeError
+from .data.video import VideoDecodeError
 from .data.kinetics import AnnotationError
 from .errors import MissingPackageError
 from .export import ExportError

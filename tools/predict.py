@@ -39,7 +39,7 @@ import av
 
 from mvit_video import cli
 from mvit_video.annotate import annotate_video
-from mvit_video.data.decoder import VideoDecodeError
+from mvit_video.data.video import VideoDecodeError
 from mvit_video.inference import Prediction, Timeline, predict, predict_timeline
 from mvit_video.pretrained import LoadedModel, load_model
 

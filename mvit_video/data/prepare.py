@@ -28,7 +28,7 @@ import av
 from tqdm import tqdm
 
 from .clip_sampling import ClipSpec, clip_frame_indices, uniform_clip_starts
-from .decoder import VideoDecodeError, VideoInfo, decode_frames, probe_video
+from .video import VideoDecodeError, VideoInfo, decode_frames, probe_video
 from .kinetics import VIDEO_EXTENSIONS, read_csv_annotations
 
 RECORDS = "prepared.jsonl"

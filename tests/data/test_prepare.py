@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from mvit_video.data.decoder import decode_frames, probe_video
+from mvit_video.data.video import decode_frames, probe_video
 from mvit_video.data.kinetics import read_csv_annotations
 from mvit_video.data.prepare import (
     FAILURES,

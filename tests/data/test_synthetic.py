@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from mvit_video.data.decoder import decode_frames, probe_video
+from mvit_video.data.video import decode_frames, probe_video
 from mvit_video.data.kinetics import load_classnames, read_csv_annotations
 from mvit_video.data.synthetic import (
     CLASSNAMES,
