@@ -6,8 +6,8 @@ q . R_h[h - h'] + q . R_w[w - w']``. When the query and key grids differ (pooled
 finer grid's scale, and a table trained for another size is linearly resized, as in the reference implementation.
 
 The reference builds the full score matrix and adds these terms to it in place. Here the terms are returned as one
-additive bias, which ``scaled_dot_product_attention`` takes as its mask, so that the softmax and both products run in
-one fused kernel. The class token neither gives nor receives a position term.
+additive bias, written in a single pass from the per-axis terms, which ``scaled_dot_product_attention`` takes as its
+mask, so that the softmax and both products run in one fused kernel. The class token neither gives nor receives a position term.
 """
 
 from typing import Optional, Sequence
@@ -68,16 +68,27 @@ def rel_pos_bias(
     batch, heads, _, dim = q.shape
     grid_q = q[:, :, 1:] if has_cls else q
     grid_q = grid_q.reshape(batch, heads, qt, qh, qw, dim)
-    # the small per-axis terms first; the full (Nq x Nk) bias is written once, by the last addition
-    spatial = grid_q.new_zeros(1, 1, 1, 1, 1, 1, 1)
+    # the small per-axis terms first: (B, n, qt, qh, qw, kh * kw) and (B, n, qt, qh, qw, kt)
+    spatial = grid_q.new_zeros(1, 1, 1, 1, 1, 1)
     if rel_h is not None and rel_w is not None:
         # (B, n, qt, qh, qw, d) x (qh, kh, d) -> (B, n, qt, qh, qw, kh)
         along_h = torch.einsum("bythwc,hkc->bythwk", grid_q, _rows(rel_h, qh, kh))
         along_w = torch.einsum("bythwc,wkc->bythwk", grid_q, _rows(rel_w, qw, kw))
-        spatial = along_h[..., :, None] + along_w[..., None, :]  # (B, n, qt, qh, qw, kh, kw)
+        spatial = (along_h[..., :, None] + along_w[..., None, :]).flatten(-2)
     temporal = grid_q.new_zeros(1, 1, 1, 1, 1, 1)
     if rel_t is not None:
-        temporal = torch.einsum("bythwc,tkc->bythwk", grid_q, _rows(rel_t, qt, kt))  # (B, n, qt, qh, qw, kt)
-    bias = spatial[..., None, :, :] + temporal[..., :, None, None]
-    bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw).reshape(batch, heads, qt * qh * qw, kt * kh * kw)
-    return F.pad(bias, (1, 0, 1, 0)) if has_cls else bias
+        temporal = torch.einsum("bythwc,tkc->bythwk", grid_q, _rows(rel_t, qt, kt))
+    # The (Nq x Nk) bias is written once, in place, into the grid part of the mask; the class token's row and column
+    # are zeroed. A sum, a reshape and a pad would write it three times.
+    cls = 1 if has_cls else 0
+    if torch.onnx.is_in_onnx_export():
+        # The TorchScript-based ONNX exporter mistranslates in-place writes into views: the same values, out of place.
+        bias = (spatial[..., None, :] + temporal[..., :, None]).reshape(batch, heads, qt * qh * qw, kt * kh * kw)
+        return F.pad(bias, (cls, 0, cls, 0))
+    bias = grid_q.new_empty(batch, heads, cls + qt * qh * qw, cls + kt * kh * kw)
+    if has_cls:
+        bias[:, :, 0].zero_()
+        bias[:, :, 1:, 0].zero_()
+    grid = bias[:, :, cls:, cls:].unflatten(3, (kt, kh * kw)).unflatten(2, (qt, qh, qw))
+    grid.copy_(spatial[..., None, :].expand_as(grid)).add_(temporal[..., :, None])
+    return bias

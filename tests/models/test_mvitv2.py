@@ -67,3 +67,38 @@ def test_seed_variants_compose_with_v2(opts, layer):
 def test_an_attention_that_cannot_widen_is_refused_naming_the_key():
     with pytest.raises(ValueError, match="MVIT.DIM_MUL_IN_ATT"):
         _model("MVIT.ATTENTION", "linear_sra")
+
+
+def _bias_by_definition(q, q_thw, k_thw, rel_h, rel_w, rel_t):
+    """q . R_t[t, t'] + q . R_h[h, h'] + q . R_w[w, w'] for every (query, key) pair, zero for the class token, written
+    out pair by pair from the row lookup (no factorisation, no in-place writes)."""
+    from mvit_video.models.rel_pos import _rows
+
+    grid = torch.stack(torch.meshgrid(*(torch.arange(n) for n in q_thw), indexing="ij"), -1).reshape(-1, 3)
+    keys = torch.stack(torch.meshgrid(*(torch.arange(n) for n in k_thw), indexing="ij"), -1).reshape(-1, 3)
+    tables = [_rows(table, a, b) for table, a, b in zip((rel_t, rel_h, rel_w), q_thw, k_thw)]
+    rows = sum(table[grid[:, None, axis], keys[None, :, axis]] for axis, table in enumerate(tables))  # (Nq, Nk, d)
+    bias = torch.einsum("bnqd,qkd->bnqk", q[:, :, 1:], rows)
+    return torch.nn.functional.pad(bias, (1, 0, 1, 0))
+
+
+@pytest.mark.parametrize("q_thw,k_thw", [((2, 4, 4), (2, 2, 2)), ((2, 2, 2), (2, 4, 4)), ((3, 3, 2), (3, 3, 2))])
+def test_relative_position_bias_and_its_gradients_follow_the_definition(q_thw, k_thw):
+    from mvit_video.models.rel_pos import rel_pos_bias
+
+    torch.manual_seed(0)
+    d = 5
+    q = torch.randn(2, 3, 1 + q_thw[0] * q_thw[1] * q_thw[2], d, dtype=torch.float64, requires_grad=True)
+    tables = [torch.randn(2 * max(a, b) - 1, d, dtype=torch.float64, requires_grad=True)
+              for a, b in zip(q_thw, k_thw)]  # t, h, w
+    rel_t, rel_h, rel_w = tables
+    ours = rel_pos_bias(q, q_thw, k_thw, True, rel_h, rel_w, rel_t)
+    reference = _bias_by_definition(q, q_thw, k_thw, rel_h, rel_w, rel_t)
+    assert ours.shape == reference.shape
+    assert torch.allclose(ours, reference, atol=1e-12)
+    assert ours[:, :, 0].abs().max() == 0 and ours[:, :, :, 0].abs().max() == 0  # the class token: no position term
+    weights = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * weights).sum(), [q, *tables])
+    expected = torch.autograd.grad((reference * weights).sum(), [q, *tables])
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-10)
