@@ -95,16 +95,17 @@ class LinearSRAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv_proj = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.reduce = LinearSpatialReduction(dim, pool_size, has_cls)
-        self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
+        self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps, num_heads)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
         batch, length, dim = x.shape
-        q = self.q_proj(x).reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, heads, N, d)
-        q_thw = thw
+        q, q_thw = self.q_proj(x), thw  # (B, N, C) -> (B, heads, N', d), pooled or not
         if self.pool_q is not None:
             q, q_thw = self.pool_q(q, thw, self.has_cls)
+        else:
+            q = q.reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
         kv = self.kv_proj(self.reduce(x, thw))  # (B, [1 +] T_p H_p W_p, 2C)
         k, v = kv.reshape(batch, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, k, v)

@@ -41,13 +41,26 @@ def _padding(kernel: Sequence[int]) -> Tuple[int, ...]:
 
 
 class AttentionPool(nn.Module):
-    """Pools one of Q, K, V per head: conv (depthwise Conv3d shared by the heads, then LayerNorm), max or avg."""
+    """Pools one of Q, K, V per head: conv (depthwise Conv3d shared by the heads, then LayerNorm), max or avg.
+
+    It takes the projection's own layout, (B, [1 +] THW, num_heads * head_dim): the grid tokens of one clip are then a dense
+    channels-last volume over all heads' channels, which the CPU convolution reads without a copy (a (B * heads, d,
+    T, H, W) volume cut from a fused projection needs one), and the one kernel is applied to every head's channels.
+    """
 
     def __init__(
-        self, mode: str, head_dim: int, kernel: Sequence[int], stride: Sequence[int], norm_eps: float = 1e-6
+        self,
+        mode: str,
+        head_dim: int,
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        norm_eps: float = 1e-6,
+        num_heads: int = 1,
     ) -> None:
         super().__init__()
         kernel, stride = tuple(kernel), tuple(stride)
+        self.head_dim = head_dim
+        self.num_heads = num_heads
         if mode == "conv":
             self.pool = nn.Conv3d(
                 head_dim, head_dim, kernel, stride=stride, padding=_padding(kernel), groups=head_dim, bias=False
@@ -62,12 +75,22 @@ class AttentionPool(nn.Module):
         else:
             raise ValueError(f"unknown pooling mode {mode!r} (expected conv, max or avg)")
 
+    def _pool_all_heads(self, volume: torch.Tensor) -> torch.Tensor:
+        # (B, heads * d, T, H, W) -> (B, heads * d, T', H', W')
+        if not isinstance(self.pool, nn.Conv3d):
+            return self.pool(volume)
+        conv = self.pool
+        # a fixed head count, not one read off the input, so that exporters see a kernel of known shape
+        weight = conv.weight if self.num_heads == 1 else conv.weight.repeat(self.num_heads, 1, 1, 1, 1)
+        return F.conv3d(volume, weight, None, conv.stride, conv.padding, groups=self.num_heads * self.head_dim)
+
     def forward(self, x: torch.Tensor, thw: Grid, has_cls: bool) -> Tuple[torch.Tensor, Grid]:
-        # (B, heads, 1 + THW, d) -> (B, heads, 1 + T'H'W', d)
-        x, thw = pool_tokens(x, self.pool, thw, has_cls)
+        # (B, [1 +] THW, heads * d) -> (B, heads, [1 +] T'H'W', d)
+        x, thw = pool_tokens(x, self._pool_all_heads, thw, has_cls)
+        x = x.unflatten(-1, (self.num_heads, self.head_dim))
         if self.norm is not None:
             x = self.norm(x)
-        return x, thw
+        return x.transpose(1, 2), thw
 
 
 def needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
@@ -76,12 +99,17 @@ def needs_pool(kernel: Sequence[int], stride: Sequence[int]) -> bool:
 
 
 def build_attention_pool(
-    mode: str, head_dim: int, kernel: Sequence[int], stride: Sequence[int], norm_eps: float = 1e-6
+    mode: str,
+    head_dim: int,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    norm_eps: float = 1e-6,
+    num_heads: int = 1,
 ) -> Optional[AttentionPool]:
     """The pooling of one of Q, K, V, or None where the reference does not pool (an empty stride means 1)."""
     if not needs_pool(kernel, stride):
         return None
-    return AttentionPool(mode, head_dim, kernel, tuple(stride) or (1,) * len(kernel), norm_eps)
+    return AttentionPool(mode, head_dim, kernel, tuple(stride) or (1,) * len(kernel), norm_eps, num_heads)
 
 
 def heads_of(dim: int, num_heads: int) -> int:
@@ -141,9 +169,10 @@ class MultiScaleAttention(nn.Module):
             self.qkv = nn.Linear(dim, dim_out * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
-        self.pool_q = build_attention_pool(mode, self.head_dim, kernel_q, stride_q, pool_norm_eps)
-        self.pool_k = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
-        self.pool_v = build_attention_pool(mode, self.head_dim, kernel_kv, stride_kv, pool_norm_eps)
+        pool_args = (mode, self.head_dim)
+        self.pool_q = build_attention_pool(*pool_args, kernel_q, stride_q, pool_norm_eps, num_heads)
+        self.pool_k = build_attention_pool(*pool_args, kernel_kv, stride_kv, pool_norm_eps, num_heads)
+        self.pool_v = build_attention_pool(*pool_args, kernel_kv, stride_kv, pool_norm_eps, num_heads)
         self.rel_pos_h = self.rel_pos_w = self.rel_pos_t = None
         if (rel_pos_spatial or rel_pos_temporal) and input_size is None:
             raise ValueError("relative positions need input_size, the (T, H, W) grid the block receives")
@@ -160,20 +189,19 @@ class MultiScaleAttention(nn.Module):
         return [name for name, _ in self.named_parameters(recurse=False)]
 
     def _pool(self, pool: Optional[AttentionPool], x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:
-        return (x, thw) if pool is None else pool(x, thw, self.has_cls)
+        # (B, N, C) -> (B, heads, N', d)
+        if pool is None:
+            return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2), thw
+        return pool(x, thw, self.has_cls)
 
     def _project_qkv(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # (B, N, C) -> 3 x (B, heads, N, d)
-        batch, length, _ = x.shape
+        # (B, N, C) -> 3 x (B, N, C_out), each dense: the fused weight is applied in its three row blocks, so that each
+        # of Q, K, V is pooled without a copy (one fused product would interleave them token by token)
         if self.separate_qkv:
-            shape = (batch, length, self.num_heads, self.head_dim)
-            return (
-                self.q(x).reshape(shape).transpose(1, 2),
-                self.k(x).reshape(shape).transpose(1, 2),
-                self.v(x).reshape(shape).transpose(1, 2),
-            )
-        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            return self.q(x), self.k(x), self.v(x)
+        weights = self.qkv.weight.chunk(3)
+        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None,) * 3
+        q, k, v = (F.linear(x, weight, bias) for weight, bias in zip(weights, biases))
         return q, k, v
 
     def forward(self, x: torch.Tensor, thw: Grid) -> Tuple[torch.Tensor, Grid]:

@@ -73,21 +73,40 @@ def test_token_grid_per_stage():
 
 
 def test_class_token_is_never_pooled():
-    pool = AttentionPool("max", head_dim=4, kernel=(3, 3, 3), stride=(1, 2, 2))
-    x = torch.randn(2, 3, 1 + 2 * 4 * 4, 4)
+    pool = AttentionPool("max", head_dim=4, kernel=(3, 3, 3), stride=(1, 2, 2), num_heads=3)
+    x = torch.randn(2, 1 + 2 * 4 * 4, 3 * 4)  # (B, 1 + THW, heads * d): the projection's layout
     out, thw = pool(x, (2, 4, 4), has_cls=True)
     assert thw == (2, 2, 2)
-    assert torch.equal(out[:, :, 0], x[:, :, 0])
-    assert out.shape == (2, 3, 1 + 8, 4)
+    assert out.shape == (2, 3, 1 + 8, 4)  # (B, heads, 1 + T'H'W', d)
+    assert torch.equal(out[:, :, 0], x[:, 0].unflatten(-1, (3, 4)))
 
 
 def test_conv_pooling_weights_are_shared_across_heads():
     attn = MultiScaleAttention(dim=8, num_heads=2, kernel_q=(3, 3, 3), stride_q=(1, 2, 2))
     assert attn.pool_q.pool.weight.shape == (4, 1, 3, 3, 3)  # one depthwise kernel over head_dim channels
-    x = torch.randn(1, 4, 1 + 2 * 4 * 4, 4)
-    x[:, 1] = x[:, 0]  # two identical heads pool to identical outputs
+    x = torch.randn(1, 1 + 2 * 4 * 4, 8)
+    x[..., 4:] = x[..., :4]  # two identical heads pool to identical outputs
     out, _ = attn.pool_q(x, (2, 4, 4), has_cls=True)
     assert torch.allclose(out[:, 0], out[:, 1])
+
+
+def test_conv_pooling_equals_the_reference_per_head_pooling():
+    # The reference reshapes to (B * heads, d, T, H, W) and pools with the shared kernel, then LayerNorms each head's
+    # d channels; pooling all heads' channels at once in the projection's layout must give the same numbers.
+    torch.manual_seed(0)
+    batch, heads, d, thw = 2, 3, 4, (2, 4, 6)
+    pool = AttentionPool("conv", head_dim=d, kernel=(3, 3, 3), stride=(1, 2, 2), num_heads=heads).double()
+    torch.nn.init.normal_(pool.norm.weight)
+    torch.nn.init.normal_(pool.norm.bias)
+    x = torch.randn(batch, 1 + 2 * 4 * 6, heads * d, dtype=torch.float64)
+    out, out_thw = pool(x, thw, has_cls=True)
+    per_head = x.unflatten(-1, (heads, d)).transpose(1, 2)  # (B, heads, N, d)
+    grid = per_head[:, :, 1:].reshape(batch * heads, *thw, d).permute(0, 4, 1, 2, 3)
+    pooled = pool.pool(grid)  # the module's own Conv3d over d channels
+    tokens = pooled.flatten(2).transpose(1, 2).reshape(batch, heads, -1, d)
+    expected = pool.norm(torch.cat([per_head[:, :, :1], tokens], dim=2))
+    assert out_thw == tuple(pooled.shape[2:]) == (2, 2, 3)
+    assert torch.allclose(out, expected, atol=1e-12)
 
 
 def test_attention_matches_explicit_softmax():
@@ -95,7 +114,8 @@ def test_attention_matches_explicit_softmax():
     x = torch.randn(2, 1 + 2 * 4 * 4, 8)
     out, thw = attn(x, (2, 4, 4))
     assert thw == (2, 4, 4) and out.shape == x.shape
-    q, k, v = attn.qkv(x).reshape(2, -1, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    q, k, v = attn.qkv(x).chunk(3, dim=-1)  # each (B, N, heads * d)
+    q = q.reshape(2, -1, 2, 4).transpose(1, 2)
     k, _ = attn.pool_k(k, (2, 4, 4), True)
     v, _ = attn.pool_v(v, (2, 4, 4), True)
     weights = (q @ k.transpose(-2, -1) / 2.0).softmax(-1)  # scale 1/sqrt(head_dim = 4)
