@@ -19,13 +19,14 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from .checkpoint import convert_state_dict, load_checkpoint, read_checkpoint
 from .config import ConfigError, load_config, load_config_text
 from .data import build_classnames, build_eval_transform, load_classnames
 from .data.transforms import EvalTransform
 from .engine.checkpoints import latest_checkpoint
 from .hub import resolve_checkpoint
 from .models import build_model
+from .weight_files import read_checkpoint
+from .weight_layouts import convert_state_dict, load_checkpoint
 from .weights import Weights
 
 ROOT = Path(__file__).resolve().parents[1]

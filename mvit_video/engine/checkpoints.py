@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import torch
 
-from ..checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from ..weight_files import CheckpointError, read_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 

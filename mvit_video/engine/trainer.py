@@ -14,11 +14,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
-from ..checkpoint import LoadReport, load_checkpoint
 from ..data import build_classnames, build_dataset, check_num_classes, has_split
 from ..data.frame_order import FrameShuffle
 from ..hub import resolve_checkpoint
 from ..models import build_model
+from ..weight_layouts import LoadReport, load_checkpoint
 from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
 from .loops import StepConfig, evaluate, train_epoch
@@ -149,7 +149,7 @@ def initialise_from(path: str, model: torch.nn.Module, drop_head: bool) -> LoadR
     ``path`` is a file, an http(s) URL or a registry name (:func:`~mvit_video.hub.resolve_checkpoint`).
 
     Raises:
-        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`; DownloadError.
+        FileNotFoundError, CheckpointError: see :func:`~mvit_video.weight_layouts.load_checkpoint`; DownloadError.
     """
     report = load_checkpoint(resolve_checkpoint(path)[0], model, drop_head=drop_head)
     logger.info("initialised from %s (%s layout): %d tensors loaded strictly", path, report.source_format,

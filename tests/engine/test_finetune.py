@@ -8,7 +8,6 @@ import os
 import pytest
 import torch
 
-from mvit_video.checkpoint import CheckpointError, save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data import build_dataset, load_classnames, read_csv_annotations
 from mvit_video.data.class_subset import write_class_subset
@@ -16,6 +15,7 @@ from mvit_video.engine.checkpoints import checkpoint_path
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import initialise_from, train
 from mvit_video.models import build_model
+from mvit_video.weight_files import CheckpointError, save_checkpoint
 
 from ..tool_modules import load_tool
 from .conftest import ROOT, tiny_opts

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from mvit_video.checkpoint import load_checkpoint, save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data import read_csv_annotations
 from mvit_video.engine.checkpoints import checkpoint_path, latest_checkpoint, save_training_checkpoint
@@ -23,6 +22,8 @@ from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import test as run_test
 from mvit_video.engine.trainer import train
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
+from mvit_video.weight_layouts import load_checkpoint
 
 from .conftest import ROOT, tiny_opts
 
