@@ -19,13 +19,13 @@ from ..data.frame_order import FrameShuffle
 from ..hub import resolve_checkpoint
 from ..models import build_model
 from ..weight_layouts import LoadReport, load_checkpoint
-from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
 from .loops import StepConfig, evaluate, train_epoch
 from .losses import Mixup
 from .meters import TestMeter
 from .optim import build_lr_schedule, build_optimizer
 from .stats import StatsWriter, plot_curves
+from .training_state import latest_training_state, restore_training_state, save_training_state
 
 logger = logging.getLogger("mvit_video")
 
@@ -130,7 +130,7 @@ def _build_training(cfg: CfgNode, dist: DistInfo):
     use_scaler = dist.device.type == "cuda" and amp_dtype(cfg, dist.device) == torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     start_epoch = 0
-    resume = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    resume = latest_training_state(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
     if resume is not None:
         # As in PySlowFast, a run's own checkpoint wins over the one it was initialised from.
         load_checkpoint(resume, model)
@@ -199,7 +199,7 @@ def train(cfg: CfgNode) -> dict:
                         record["data_cpu_ms_per_clip"], record["model_cpu_ms_per_clip"], record["failed_videos"])
         last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
         if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
-            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
+            save_training_state(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
         if val_set is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
             result["val"] = _validate(cfg, model, val_set, dist, epoch, stats)
         barrier()
@@ -225,7 +225,7 @@ def _validate(cfg, model, val_set, dist, epoch, stats) -> dict:
 
 def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
     """The model to test: TEST.CHECKPOINT_FILE_PATH (a file of any layout load_checkpoint takes, an http(s) URL or a
-    registry name) or the newest checkpoint.
+    registry name) or the run's newest training state (OUTPUT_DIR/checkpoints).
 
     Raises:
         FileNotFoundError: no checkpoint given and none under OUTPUT_DIR/checkpoints.
@@ -233,7 +233,7 @@ def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
     """
     model = build_model(cfg)
     path = cfg.TEST.CHECKPOINT_FILE_PATH
-    source = resolve_checkpoint(path)[0] if path else latest_checkpoint(cfg.OUTPUT_DIR)
+    source = resolve_checkpoint(path)[0] if path else latest_training_state(cfg.OUTPUT_DIR)
     if not source:
         raise FileNotFoundError(
             f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints has no checkpoint"
