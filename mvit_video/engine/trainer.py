@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from fvcore.common.config import CfgNode
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 from ..data import build_classnames, build_dataset, check_num_classes, has_split
@@ -50,13 +50,15 @@ def epoch_seed(cfg: CfgNode, epoch: int, rank: int = 0) -> int:
     return cfg.RNG_SEED + 1000 * epoch + rank
 
 
-def enable_activation_checkpointing(model: torch.nn.Module) -> None:
-    """Recomputes each transformer block's activations in the backward pass instead of storing them.
+def recompute_block_activations(model: torch.nn.Module) -> None:
+    """Makes each transformer block recompute its activations in the backward pass instead of storing them.
 
-    The blocks' state-dict keys are unchanged, so checkpoints load either way.
+    Less memory for one more forward pass of every block per step (``torch.utils.checkpoint``; PySlowFast calls this
+    activation checkpointing, MODEL.ACT_CHECKPOINT). The blocks' state-dict keys are unchanged, so weights load either
+    way.
     """
     for block in model.blocks:
-        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+        block.forward = functools.partial(recompute_in_backward, block.forward, use_reentrant=False)
 
 
 def amp_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
@@ -125,7 +127,7 @@ def _classnames(cfg: CfgNode):
 def _build_training(cfg: CfgNode, dist: DistInfo):
     model = build_model(cfg).to(dist.device)
     if cfg.MODEL.ACT_CHECKPOINT:
-        enable_activation_checkpointing(model)
+        recompute_block_activations(model)
     optimizer = build_optimizer(cfg, model)
     use_scaler = dist.device.type == "cuda" and amp_dtype(cfg, dist.device) == torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None

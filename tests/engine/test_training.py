@@ -267,16 +267,16 @@ def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_pa
     assert first_epoch["clips_per_s"] > 0 and first_epoch["epoch"] == 1
 
 
-def test_activation_checkpointing_gives_the_same_gradients(tiny_cfg):
-    from mvit_video.engine.trainer import enable_activation_checkpointing
+def test_recomputed_block_activations_give_the_same_gradients(tiny_cfg):
+    from mvit_video.engine.trainer import recompute_block_activations
 
     cfg = tiny_cfg("MVIT.DROPPATH_RATE", "0.0")
-    plain, ckpt = build_model(cfg), build_model(cfg)
-    ckpt.load_state_dict(plain.state_dict())
-    enable_activation_checkpointing(ckpt)
+    plain, recomputing = build_model(cfg), build_model(cfg)
+    recomputing.load_state_dict(plain.state_dict())
+    recompute_block_activations(recomputing)
     x = torch.randn(2, 3, 8, 64, 64)
-    for model in (plain, ckpt):
+    for model in (plain, recomputing):
         model(x).logsumexp(-1).sum().backward()
-    assert set(ckpt.state_dict()) == set(plain.state_dict())
-    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+    assert set(recomputing.state_dict()) == set(plain.state_dict())
+    for (name, a), (_, b) in zip(plain.named_parameters(), recomputing.named_parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
