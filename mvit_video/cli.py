@@ -10,12 +10,12 @@ import argparse
 import sys
 from typing import Callable, Optional
 
-from .checkpoint import CheckpointError
 from .config import ConfigError
 from .data.video import VideoDecodeError
 from .data.kinetics import AnnotationError
 from .errors import MissingPackageError
 from .export import ExportError
+from .weight_files import CheckpointError
 
 # ValueError: the package raises it for a bad value handed down from a config or a command line (a crop larger than
 # the frame, an AUG.AA_TYPE string it cannot parse). OSError: a file that is missing, unreadable or cannot be written.

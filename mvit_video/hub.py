@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from iopath.common.file_io import HTTPURLHandler, PathManager
 
-from .checkpoint import CheckpointError, file_sha256
+from .weight_files import CheckpointError, file_sha256
 from .weights import REGISTRY, Weights, get_weights
 
 CACHE_ENV = "MVIT_VIDEO_CACHE"

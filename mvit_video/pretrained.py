@@ -19,13 +19,14 @@ import torch
 from fvcore.common.config import CfgNode
 from torch import nn
 
-from .checkpoint import convert_state_dict, load_checkpoint, read_checkpoint
 from .config import ConfigError, load_config, load_config_text
 from .data import build_classnames, build_eval_transform, load_classnames
 from .data.transforms import EvalTransform
-from .engine.checkpoints import latest_checkpoint
+from .engine.training_state import latest_training_state
 from .hub import resolve_checkpoint
 from .models import build_model
+from .weight_files import read_checkpoint
+from .weight_layouts import convert_state_dict, load_checkpoint
 from .weights import Weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def _open_checkpoint(checkpoint, cfg_file, opts) -> Tuple[str, Optional[Weights]
     cfg = load_config(cfg_file, opts)
     if cfg.TEST.CHECKPOINT_FILE_PATH:
         return _open_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, None, ())
-    latest = latest_checkpoint(cfg.OUTPUT_DIR)
+    latest = latest_training_state(cfg.OUTPUT_DIR)
     if latest is None:
         raise FileNotFoundError(f"no checkpoint: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints "
                                 f"has none")

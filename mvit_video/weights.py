@@ -43,7 +43,7 @@ class Weights:
     """One published checkpoint.
 
     ``layout`` is the key naming of the file ("pyslowfast", "torchvision", "pytorchvideo"), which
-    :func:`mvit_video.checkpoint.load_checkpoint` recognises by itself; ``config`` is the file in configs/ that
+    :func:`mvit_video.weight_layouts.load_checkpoint` recognises by itself; ``config`` is the file in configs/ that
     builds the matching model, ``opts`` overrides of it; ``views`` says how top-1/top-5 were measured;
     ``sha256`` is the full digest where the source publishes one; ``direct`` is False when ``url`` is a web page
     rather than the file.

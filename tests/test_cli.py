@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mvit_video import cli
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import ConfigError, load_config
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 from .engine.conftest import tiny_dataset  # noqa: F401  (session fixture shared with the engine tests)
 from .engine.conftest import tiny_opts

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.errors import MissingPackageError
 from mvit_video.export import ExportError, export_model
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 from .tool_modules import load_tool
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from mvit_video import weights
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 from .data.video_files import write_clip
 from .http_server import FileServer

@@ -14,7 +14,6 @@ import torch
 
 import mvit_video
 from mvit_video.annotate import annotate_video
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data.clip_sampling import ClipSpec, sliding_windows, temporal_view_indices, window_clip_indices
 from mvit_video.data.video import decode_frames, probe_video
@@ -22,6 +21,7 @@ from mvit_video.data.streaming import ClipStream
 from mvit_video.data.synthetic import render_clip, write_video
 from mvit_video.data.transforms import EvalTransform
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")

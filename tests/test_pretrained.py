@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import mvit_video
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import ConfigError, load_config
 from mvit_video.data.transforms import EvalTransform
 from mvit_video.models import build_model
 from mvit_video.pretrained import checkpoint_config
+from mvit_video.weight_files import save_checkpoint
 
 from .data.video_files import write_clip
 

@@ -1,4 +1,5 @@
-"""Layering: the engine does not import the analysis built on it, and the tools are command lines over the package."""
+"""Layering: the engine does not import the analysis built on it, and the tools are command lines over the package.
+Naming: the modules that replaced the ambiguous ``checkpoint`` ones stay the only ones."""
 
 import ast
 import subprocess
@@ -29,3 +30,30 @@ def test_no_tool_imports_another_tool():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
             imported = {name for name in set(names) & tools if (path.stem, name) not in SUBCOMMANDS}
             assert not imported, f"{path.name} imports {imported}"
+
+
+# "checkpoint" named three things; weight_files, weight_layouts and engine.training_state now say which.
+REMOVED_MODULES = {"mvit_video.checkpoint", "mvit_video.engine.checkpoints"}
+
+
+def _imported_modules(path: Path):
+    """Every module ``path`` imports, relative imports resolved, ``from X import y`` counted as X and X.y."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1] if node.level else ())
+            module = ".".join(part for part in (base, node.module) if part)
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def test_the_old_checkpoint_modules_stay_gone():
+    for module in REMOVED_MODULES:
+        path = ROOT.joinpath(*module.split("."))
+        assert not path.with_suffix(".py").exists() and not path.is_dir(), f"{module} is back"
+    for folder in ("mvit_video", "tools", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            imported = set(_imported_modules(path)) & REMOVED_MODULES
+            assert not imported, f"{path.relative_to(ROOT)} imports {imported}"

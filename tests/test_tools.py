@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs/synthetic/MVIT_TINY.yaml")

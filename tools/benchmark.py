@@ -43,11 +43,11 @@ import _paths  # noqa: F401
 import torch
 
 from mvit_video import cli
-from mvit_video.checkpoint import load_checkpoint
 from mvit_video.config import load_config
 from mvit_video.flops import count_model
 from mvit_video.machine import describe_machine
 from mvit_video.models import build_model
+from mvit_video.weight_layouts import load_checkpoint
 
 
 def _sync(device: torch.device) -> None:

@@ -15,10 +15,10 @@ import sys
 import _paths  # noqa: F401
 
 from mvit_video import cli
-from mvit_video.checkpoint import convert_checkpoint
 from mvit_video.config import load_config
 from mvit_video.hub import resolve_checkpoint
 from mvit_video.models import build_model
+from mvit_video.weight_layouts import convert_checkpoint
 
 
 def main(argv=None) -> int:

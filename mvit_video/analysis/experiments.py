@@ -9,7 +9,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from fvcore.common.config import CfgNode
 
 from ..data import has_split
-from ..engine.checkpoints import checkpoint_dir, latest_checkpoint
+from ..engine.training_state import latest_training_state, training_state_dir
 from ..engine.trainer import train
 from ..flops import count_model
 from ..models import build_model
@@ -68,10 +68,10 @@ def newest_checkpoint(run: Run, tool: str) -> dict:
     Raises:
         FileNotFoundError: naming the folder, and how to train it (``tool`` without --skip-train, or run_net).
     """
-    ckpt = latest_checkpoint(run.cfg.OUTPUT_DIR)
+    ckpt = latest_training_state(run.cfg.OUTPUT_DIR)
     if ckpt is None:
         raise FileNotFoundError(
-            f"no checkpoint of {run.name} in {checkpoint_dir(run.cfg.OUTPUT_DIR)} (OUTPUT_DIR of {run.config}): "
+            f"no checkpoint of {run.name} in {training_state_dir(run.cfg.OUTPUT_DIR)} (OUTPUT_DIR of {run.config}): "
             f"run {tool} without --skip-train, or train it with tools/run_net.py --cfg {run.config}"
         )
     return ckpt

@@ -11,21 +11,21 @@ import numpy as np
 import torch
 from fvcore.common.config import CfgNode
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint as recompute_in_backward
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
-from ..checkpoint import LoadReport, load_checkpoint
 from ..data import build_classnames, build_dataset, check_num_classes, has_split
 from ..data.frame_order import FrameShuffle
 from ..hub import resolve_checkpoint
 from ..models import build_model
-from .checkpoints import latest_checkpoint, restore_training_state, save_training_checkpoint
+from ..weight_layouts import LoadReport, load_checkpoint
 from .distributed import DistInfo, barrier, init_distributed
 from .loops import StepConfig, evaluate, train_epoch
 from .losses import Mixup
 from .meters import TestMeter
 from .optim import build_lr_schedule, build_optimizer
 from .stats import StatsWriter, plot_curves
+from .training_state import latest_training_state, restore_training_state, save_training_state
 
 logger = logging.getLogger("mvit_video")
 
@@ -50,13 +50,15 @@ def epoch_seed(cfg: CfgNode, epoch: int, rank: int = 0) -> int:
     return cfg.RNG_SEED + 1000 * epoch + rank
 
 
-def enable_activation_checkpointing(model: torch.nn.Module) -> None:
-    """Recomputes each transformer block's activations in the backward pass instead of storing them.
+def recompute_block_activations(model: torch.nn.Module) -> None:
+    """Makes each transformer block recompute its activations in the backward pass instead of storing them.
 
-    The blocks' state-dict keys are unchanged, so checkpoints load either way.
+    Less memory for one more forward pass of every block per step (``torch.utils.checkpoint``; PySlowFast calls this
+    activation checkpointing, MODEL.ACT_CHECKPOINT). The blocks' state-dict keys are unchanged, so weights load either
+    way.
     """
     for block in model.blocks:
-        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+        block.forward = functools.partial(recompute_in_backward, block.forward, use_reentrant=False)
 
 
 def amp_dtype(cfg: CfgNode, device: torch.device) -> Optional[torch.dtype]:
@@ -125,12 +127,12 @@ def _classnames(cfg: CfgNode):
 def _build_training(cfg: CfgNode, dist: DistInfo):
     model = build_model(cfg).to(dist.device)
     if cfg.MODEL.ACT_CHECKPOINT:
-        enable_activation_checkpointing(model)
+        recompute_block_activations(model)
     optimizer = build_optimizer(cfg, model)
     use_scaler = dist.device.type == "cuda" and amp_dtype(cfg, dist.device) == torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     start_epoch = 0
-    resume = latest_checkpoint(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
+    resume = latest_training_state(cfg.OUTPUT_DIR) if cfg.TRAIN.AUTO_RESUME else None
     if resume is not None:
         # As in PySlowFast, a run's own checkpoint wins over the one it was initialised from.
         load_checkpoint(resume, model)
@@ -149,7 +151,7 @@ def initialise_from(path: str, model: torch.nn.Module, drop_head: bool) -> LoadR
     ``path`` is a file, an http(s) URL or a registry name (:func:`~mvit_video.hub.resolve_checkpoint`).
 
     Raises:
-        FileNotFoundError, CheckpointError: see :func:`~mvit_video.checkpoint.load_checkpoint`; DownloadError.
+        FileNotFoundError, CheckpointError: see :func:`~mvit_video.weight_layouts.load_checkpoint`; DownloadError.
     """
     report = load_checkpoint(resolve_checkpoint(path)[0], model, drop_head=drop_head)
     logger.info("initialised from %s (%s layout): %d tensors loaded strictly", path, report.source_format,
@@ -199,7 +201,7 @@ def train(cfg: CfgNode) -> dict:
                         record["data_cpu_ms_per_clip"], record["model_cpu_ms_per_clip"], record["failed_videos"])
         last = epoch + 1 == cfg.SOLVER.MAX_EPOCH
         if dist.is_main and ((epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last):
-            save_training_checkpoint(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
+            save_training_state(cfg.OUTPUT_DIR, epoch, model, optimizer, scaler, cfg.dump(), classnames)
         if val_set is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
             result["val"] = _validate(cfg, model, val_set, dist, epoch, stats)
         barrier()
@@ -225,7 +227,7 @@ def _validate(cfg, model, val_set, dist, epoch, stats) -> dict:
 
 def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
     """The model to test: TEST.CHECKPOINT_FILE_PATH (a file of any layout load_checkpoint takes, an http(s) URL or a
-    registry name) or the newest checkpoint.
+    registry name) or the run's newest training state (OUTPUT_DIR/checkpoints).
 
     Raises:
         FileNotFoundError: no checkpoint given and none under OUTPUT_DIR/checkpoints.
@@ -233,7 +235,7 @@ def load_test_model(cfg: CfgNode, device: torch.device) -> torch.nn.Module:
     """
     model = build_model(cfg)
     path = cfg.TEST.CHECKPOINT_FILE_PATH
-    source = resolve_checkpoint(path)[0] if path else latest_checkpoint(cfg.OUTPUT_DIR)
+    source = resolve_checkpoint(path)[0] if path else latest_training_state(cfg.OUTPUT_DIR)
     if not source:
         raise FileNotFoundError(
             f"nothing to test: TEST.CHECKPOINT_FILE_PATH is empty and {cfg.OUTPUT_DIR}/checkpoints has no checkpoint"

@@ -9,11 +9,11 @@ from torch import nn
 
 from mvit_video.analysis import FrameShuffle, non_identity_permutation
 from mvit_video.analysis.shuffle_probe import probe
-from mvit_video.checkpoint import CheckpointError, save_checkpoint
 from mvit_video.engine.distributed import DistInfo
 from mvit_video.engine.loops import evaluate
 from mvit_video.engine.meters import TestMeter
 from mvit_video.models import build_model
+from mvit_video.weight_files import CheckpointError, save_checkpoint
 
 from ..engine.conftest import tiny_dataset  # noqa: F401  (session fixture shared with the engine tests)
 from ..engine.conftest import tiny_cfg  # noqa: F401

@@ -7,7 +7,6 @@ import pytest
 import torch
 from fvcore.common.config import CfgNode
 
-from mvit_video.checkpoint import save_checkpoint
 from mvit_video.config import _check_vit as check_vit
 from mvit_video.config import get_cfg, load_config
 from mvit_video.config.defaults import SUPPORTED_VALUES
@@ -16,6 +15,7 @@ from mvit_video.engine.launch import train_and_test
 from mvit_video.engine.optim import build_optimizer
 from mvit_video.engine.trainer import amp_dtype
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
 
 from ..engine.conftest import ROOT, tiny_opts
 from ..engine.conftest import tiny_dataset  # noqa: F401  (session fixture shared with the engine tests)

@@ -8,14 +8,14 @@ import os
 import pytest
 import torch
 
-from mvit_video.checkpoint import CheckpointError, save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data import build_dataset, load_classnames, read_csv_annotations
 from mvit_video.data.class_subset import write_class_subset
-from mvit_video.engine.checkpoints import checkpoint_path
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import initialise_from, train
+from mvit_video.engine.training_state import training_state_path
 from mvit_video.models import build_model
+from mvit_video.weight_files import CheckpointError, save_checkpoint
 
 from ..tool_modules import load_tool
 from .conftest import ROOT, tiny_opts
@@ -94,7 +94,7 @@ def test_a_checkpoint_of_the_run_itself_wins_over_the_initial_one(tiny_cfg, subs
     never_read = str(tmp_path / "no_such_checkpoint.pyth")
     cfg = tiny_cfg(*_finetune_opts(subset, "", "SOLVER.MAX_EPOCH", "1"))
     train(cfg)  # the first epoch, from scratch, then a stop
-    assert os.path.isfile(checkpoint_path(cfg.OUTPUT_DIR, 0))
+    assert os.path.isfile(training_state_path(cfg.OUTPUT_DIR, 0))
     os.remove(os.path.join(cfg.OUTPUT_DIR, "stats.jsonl"))
     with caplog.at_level(logging.INFO, logger="mvit_video"):
         train(tiny_cfg(*_finetune_opts(subset, never_read, "SOLVER.MAX_EPOCH", "2")))

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from mvit_video.checkpoint import load_checkpoint, save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.data import read_csv_annotations
-from mvit_video.engine.checkpoints import checkpoint_path, latest_checkpoint, save_training_checkpoint
 from mvit_video.engine.stats import read_stats
 from mvit_video.engine.trainer import test as run_test
 from mvit_video.engine.trainer import train
+from mvit_video.engine.training_state import latest_training_state, save_training_state, training_state_path
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
+from mvit_video.weight_layouts import load_checkpoint
 
 from .conftest import ROOT, tiny_opts
 
@@ -45,7 +46,7 @@ def test_training_lowers_the_loss_and_writes_loadable_checkpoints(tiny_cfg):
         "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00002.pyth.sha256",
         "checkpoint_epoch_00004.pyth", "checkpoint_epoch_00004.pyth.sha256"]
     model = build_model(cfg)
-    report = load_checkpoint(checkpoint_path(cfg.OUTPUT_DIR, 3), model)
+    report = load_checkpoint(training_state_path(cfg.OUTPUT_DIR, 3), model)
     assert report.epoch == 3 and report.source_format == "mvit_video"
     assert os.path.getsize(os.path.join(cfg.OUTPUT_DIR, "curves.png")) > 10_000
     summary = run_test(cfg)
@@ -111,9 +112,9 @@ def test_a_run_killed_mid_epoch_resumes_exactly_with_every_regulariser_on(tiny_d
     assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint_epoch_00001.pyth",
                                                         "checkpoint_epoch_00001.pyth.sha256"]
     # A newer checkpoint, damaged on disk after it was written (one byte changed), must be passed over.
-    damaged = checkpoint_path(str(out), 1)
+    damaged = training_state_path(str(out), 1)
     for suffix in ("", ".sha256"):
-        shutil.copyfile(checkpoint_path(str(out), 0) + suffix, damaged + suffix)
+        shutil.copyfile(training_state_path(str(out), 0) + suffix, damaged + suffix)
     with open(damaged, "r+b") as f:
         f.seek(os.path.getsize(damaged) // 2)
         byte = f.read(1)
@@ -155,14 +156,14 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, caplog,
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for epoch in (0, 1):
-        save_training_checkpoint(str(tmp_path), epoch, model, optimizer)
-    newest = checkpoint_path(str(tmp_path), 1)
+        save_training_state(str(tmp_path), epoch, model, optimizer)
+    newest = training_state_path(str(tmp_path), 1)
     damage(newest)
     if not keep_record:
         os.remove(newest + ".sha256")
     with caplog.at_level(logging.WARNING):
-        ckpt = latest_checkpoint(str(tmp_path))
-    assert ckpt["epoch"] == 0 and ckpt["path"] == checkpoint_path(str(tmp_path), 0)
+        ckpt = latest_training_state(str(tmp_path))
+    assert ckpt["epoch"] == 0 and ckpt["path"] == training_state_path(str(tmp_path), 0)
     assert f"skipping checkpoint {newest}, trying the one before it: {newest}: {reason}" in caplog.text
     assert "arbitrary unpickling" not in caplog.text
 
@@ -258,7 +259,7 @@ def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_pa
     assert "== summary ==" in outputs[0][0] and "== summary ==" not in outputs[1][0]  # shard 0 reports
     two = json.loads((out / "test_results.json").read_text())
     one = run_test(tiny_cfg("OUTPUT_DIR", str(tmp_path / "single"), "TRAIN.ENABLE", "False",
-                            "TEST.CHECKPOINT_FILE_PATH", str(checkpoint_path(str(out), 0))))
+                            "TEST.CHECKPOINT_FILE_PATH", str(training_state_path(str(out), 0))))
     assert two["num_videos"] == one["num_videos"] == 8
     assert two["top1"] == one["top1"] and two["per_class_top1"] == one["per_class_top1"]
     # each of the 2 processes took half of the global batch of 4: 16 videos, 4 steps, as one process would
@@ -266,16 +267,16 @@ def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_pa
     assert first_epoch["clips_per_s"] > 0 and first_epoch["epoch"] == 1
 
 
-def test_activation_checkpointing_gives_the_same_gradients(tiny_cfg):
-    from mvit_video.engine.trainer import enable_activation_checkpointing
+def test_recomputed_block_activations_give_the_same_gradients(tiny_cfg):
+    from mvit_video.engine.trainer import recompute_block_activations
 
     cfg = tiny_cfg("MVIT.DROPPATH_RATE", "0.0")
-    plain, ckpt = build_model(cfg), build_model(cfg)
-    ckpt.load_state_dict(plain.state_dict())
-    enable_activation_checkpointing(ckpt)
+    plain, recomputing = build_model(cfg), build_model(cfg)
+    recomputing.load_state_dict(plain.state_dict())
+    recompute_block_activations(recomputing)
     x = torch.randn(2, 3, 8, 64, 64)
-    for model in (plain, ckpt):
+    for model in (plain, recomputing):
         model(x).logsumexp(-1).sum().backward()
-    assert set(ckpt.state_dict()) == set(plain.state_dict())
-    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+    assert set(recomputing.state_dict()) == set(plain.state_dict())
+    for (name, a), (_, b) in zip(plain.named_parameters(), recomputing.named_parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mvit_video.checkpoint import load_checkpoint
 from mvit_video.config import load_config
 from mvit_video.models import build_model
+from mvit_video.weight_layouts import load_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

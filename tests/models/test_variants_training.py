@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mvit_video.checkpoint import load_checkpoint, save_checkpoint
 from mvit_video.config import load_config
 from mvit_video.models import build_model
+from mvit_video.weight_files import save_checkpoint
+from mvit_video.weight_layouts import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ["PEG", "ELSA", "CEIT", "PVT"]
