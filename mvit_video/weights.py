@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     entry = get_weights(args.name)
     if entry is None:
         print(f"error: no checkpoint called {args.name!r}; known: {', '.join(REGISTRY)}", file=sys.stderr)
-        return 2
+        return 1  # as every tool answers bad input (mvit_video.cli); 2 stays argparse's usage error
     from .hub import cache_path
 
     print("\n".join(entry.describe() + [f"cache path: {cache_path(entry.url)}"]))

@@ -41,4 +41,4 @@ def test_the_list_command(capsys):
     assert main(["torchvision_mvit_v2_s_k400"]) == 0
     shown = capsys.readouterr().out
     assert "sha256 starting ae3be167" in shown and "cache path: " in shown
-    assert main(["nope"]) == 2 and "no checkpoint called 'nope'" in capsys.readouterr().err
+    assert main(["nope"]) == 1 and "no checkpoint called 'nope'" in capsys.readouterr().err
