@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from mvit_video.analysis.variant_comparison import describe
 from mvit_video.config import load_config
 from mvit_video.models import build_model
 
@@ -66,3 +67,13 @@ def test_missing_dataset_says_how_to_generate_it(tool, tmp_path, capsys):
     code = tool.main(["--configs", CONFIGS[0], "--out-dir", str(tmp_path),
                       "--opts", "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nowhere")])
     assert code == 1 and "make_synthetic_dataset.py" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, description", [
+    ("configs/synthetic/MVIT_TINY.yaml", "plain MViT"),
+    ("configs/synthetic/MVITv2_TINY.yaml", "relative pos (space, time), residual pooling, width grows in attention"),
+    ("configs/synthetic/MVIT_TINY_PVT.yaml",
+     "stem overlap, pos none, attn linear_sra, mlp convffn, no cls token"),
+])
+def test_the_table_names_what_each_model_changes(config, description):
+    assert describe(load_config(str(ROOT / config), [])) == description

@@ -86,10 +86,17 @@ def describe(cfg) -> str:
     if m.STEM != "cube":
         parts.append(f"stem {m.STEM}")
     pos = pos_embed_kind(cfg)
+    rel = [axis for axis, on in (("space", m.REL_POS_SPATIAL), ("time", m.REL_POS_TEMPORAL)) if on]
     if pos == "peg":
         parts.append(f"PEG ({m.PEG_PLACEMENT})")
+    elif pos == "none" and rel:
+        parts.append(f"relative pos ({', '.join(rel)})")
     elif pos != "separate":
         parts.append(f"pos {pos}")
+    if m.RESIDUAL_POOLING:
+        parts.append("residual pooling")
+    if m.DIM_MUL_IN_ATT:
+        parts.append("width grows in attention")
     if m.ATTENTION != "mhpa":
         parts.append(f"attn {m.ATTENTION}")
     if list(m.ELSA_STAGES):
