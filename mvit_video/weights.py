@@ -22,8 +22,12 @@ What could not be confirmed, and is therefore left empty or said in the entry's 
   downloaded by hand into the cache path that ``tools/weights.py NAME`` prints.
 * PySlowFast gives no parameter count for MViT v1; the count shown is the same architecture's from torchvision and
   pytorchvideo (36.6 M for 400 classes). The K600 model's count is not published.
-* The MViTv2 configs (configs/K400/MVITv2_*.yaml) and the conversion of torchvision's MViTv2 layout are delivered by
-  the MViTv2 work; until they land, those entries name a config this checkout may not have yet.
+* Which MViT-B the two 32x3 files hold. The zoo pairs both ``k400.pyth`` and ``k600.pyth`` with
+  ``Kinetics/MVIT_B_32x3_CONV``, a YAML that sets MVIT.DEPTH twice (16, then 24; PyYAML keeps the last), and its
+  dataset column says K600 on the K400 row. The K400 top-1 (80.4) is near the paper's 16-block MViT-B 32x3 (80.2), the
+  K600 one (83.9) near its MViT-B-24 32x3 (83.8). The entries name the 16-block configs; if a file holds 24 blocks,
+  strict loading refuses it listing ``blocks.16`` to ``blocks.23`` as unexpected, and
+  ``configs/K400/MVIT_B_24_32x3.yaml`` (or K600's) is the config to pass with ``--cfg``.
 """
 
 import argparse
@@ -105,11 +109,13 @@ _ENTRIES = [
     _pyslowfast(
         "mvit_b_32x3_k400", "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvit/k400.pyth",
         "configs/K400/MVIT_B_32x3.yaml", "kinetics400", 80.4, 94.8, 36.61,
-        notes="params from pytorchvideo's model zoo (same architecture)",
+        notes="params from pytorchvideo's model zoo (same architecture); 16 or 24 blocks not confirmed (see the "
+              "module docstring)",
     ),
     _pyslowfast(
         "mvit_b_32x3_k600", "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvit/k600.pyth",
         "configs/K600/MVIT_B_32x3.yaml", "kinetics600", 83.9, 96.5, None,
+        notes="16 or 24 blocks not confirmed (see the module docstring)",
     ),
     _pyslowfast(
         "mvitv2_s_16x4_k400",

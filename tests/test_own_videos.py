@@ -196,3 +196,31 @@ def test_run_net_tests_a_checkpoint_without_cfg(trained, tmp_path):
     results = json.loads((tmp_path / "test_results.json").read_text())
     assert results["num_videos"] == 4 and set(results["per_class_top1"]) == {"cat", "dog"}
     assert not (tmp_path / "checkpoints").exists()  # tested, not trained
+
+
+def test_training_starts_from_a_registry_name_through_a_local_server(trained, own_data, tmp_path, monkeypatch):
+    """TRAIN.CHECKPOINT_FILE_PATH takes a registry name: downloaded, verified and loaded before the first step. At a
+    learning rate of 0 the trained weights are the served ones, tensor for tensor."""
+    out, _ = trained
+    monkeypatch.setenv("MVIT_VIDEO_CACHE", str(tmp_path / "cache"))
+    body = (out / "checkpoints" / "checkpoint_epoch_00001.pyth").read_bytes()
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    server = FileServer()
+    try:
+        server.files["/zoo/cats.pyth"] = body
+        entry = weights.Weights("cats_k2", server.url("/zoo/cats.pyth"), "mvit_video",
+                                "configs/synthetic/MVIT_TINY.yaml", str(names), 1.0, 2.0, "1 crop x 2 clips", None,
+                                "this test", hashlib.sha256(body).hexdigest())
+        monkeypatch.setitem(weights.REGISTRY, "cats_k2", entry)
+        run = tmp_path / "finetuned"
+        status = load_tool("run_net").main(["--cfg", TINY, "--opts", *folder_opts(
+            own_data, run, "MODEL.NUM_CLASSES", "2", "TRAIN.CHECKPOINT_FILE_PATH", "cats_k2", "TEST.ENABLE", "False",
+            "SOLVER.BASE_LR", "0.0", "SOLVER.WARMUP_START_LR", "0.0", "SOLVER.COSINE_END_LR", "0.0")])
+    finally:
+        server.stop()
+    assert status == 0 and server.requests == ["/zoo/cats.pyth"]
+    served = torch.load(out / "checkpoints" / "checkpoint_epoch_00001.pyth", weights_only=True)["model_state"]
+    after = torch.load(run / "checkpoints" / "checkpoint_epoch_00001.pyth", weights_only=True)["model_state"]
+    assert served.keys() == after.keys()
+    assert all(torch.equal(served[k], after[k]) for k in served)

@@ -6,7 +6,7 @@
                      [--opts KEY VALUE ...]
 
     tools/predict.py my_video.mp4 --checkpoint mvitv2_s_16x4_k400 --topk 5       (weights from the registry)
-    tools/predict.py my_video.mp4 --checkpoint output/demo/checkpoints/checkpoint_epoch_00008.pyth
+    tools/predict.py my_video.mp4 --checkpoint output/demo/checkpoints/checkpoint_epoch_00004.pyth
 
 The checkpoint is a file, an http(s) URL or a registry name (python -m mvit_video.weights lists them); downloads are
 cached. Without --cfg, the config is the one the checkpoint stores, else the registry entry's; --cfg and --opts
