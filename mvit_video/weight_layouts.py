@@ -127,6 +127,23 @@ def _fuse_qkv(state: StateDict) -> StateDict:
     return out
 
 
+def _split_qkv_for(state: StateDict, target: Mapping[str, torch.Tensor]) -> StateDict:
+    """Fused ``attn.qkv`` tensors -> ``attn.q/k/v`` where the model keeps three projections (MVIT.SEPARATE_QKV).
+
+    Layouts are converted to the fused projection first, so a model with separate projections is filled by splitting
+    them back along the output dimension.
+    """
+    out = dict(state)
+    for key in [k for k in state if re.search(r"\.attn\.qkv\.(weight|bias)$", k) and k not in target]:
+        prefix, kind = key.rsplit(".qkv.", 1)
+        parts = [f"{prefix}.{p}.{kind}" for p in "qkv"]
+        if all(p in target for p in parts) and state[key].shape[0] % 3 == 0:
+            for part, value in zip(parts, state[key].chunk(3, dim=0)):
+                out[part] = value.clone()
+            del out[key]
+    return out
+
+
 def _from_torchvision(state: StateDict) -> StateDict:
     state = _rename(state, _TORCHVISION_RULES)
     for key, ndim in _TORCHVISION_RESHAPE.items():
@@ -224,6 +241,7 @@ def load_checkpoint(source: Source, model: nn.Module, drop_head: bool = False) -
     state, fmt = convert_state_dict(state)
     model = getattr(model, "module", model)
     target = model.state_dict()
+    state = _split_qkv_for(state, target)
     skipped = []
     skipped_shapes = {}
     if drop_head:

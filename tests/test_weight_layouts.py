@@ -156,3 +156,33 @@ def test_convert_tool_writes_nothing_when_the_weights_do_not_fit(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "shape of head.projection.weight" in result.stderr
     assert not out.exists() or os.listdir(out) == []
+
+
+TINY_V2 = str(ROOT / "configs/synthetic/MVITv2_TINY.yaml")
+
+
+@pytest.mark.parametrize("config", [str(ROOT / "configs/synthetic/MVIT_TINY.yaml"), TINY_V2])
+def test_a_model_with_separate_qkv_loads_its_own_and_fused_checkpoints(tmp_path, config):
+    """MVIT.SEPARATE_QKV keeps three projections: the model reloads its own checkpoint, and a fused-layout
+    checkpoint of the same weights (this project's or PySlowFast's) fills it with the same outputs."""
+    torch.manual_seed(0)
+    separate = build_model(load_config(config, ["MVIT.SEPARATE_QKV", "True"])).eval()
+    assert "blocks.0.attn.q.weight" in separate.state_dict() and "blocks.0.attn.qkv.weight" not in separate.state_dict()
+    path = tmp_path / "separate.pyth"
+    torch.save({"model_state": separate.state_dict()}, path)
+    torch.manual_seed(1)
+    reloaded = build_model(load_config(config, ["MVIT.SEPARATE_QKV", "True"])).eval()
+    load_checkpoint(path, reloaded)
+    for key, value in separate.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value), key
+
+    fused = build_model(load_config(config, [])).eval()
+    load_checkpoint(separate.state_dict(), fused)  # separate -> fused (PySlowFast's separate-qkv layout)
+    torch.manual_seed(2)
+    refilled = build_model(load_config(config, ["MVIT.SEPARATE_QKV", "True"])).eval()
+    load_checkpoint(_to_pyslowfast(fused.state_dict(), fused=True), refilled)  # fused -> separate
+    x = torch.randn(1, 3, 8, 112, 112)
+    with torch.no_grad():
+        expected = separate(x)
+        assert torch.allclose(fused(x), expected, atol=1e-5)
+        assert torch.equal(refilled(x), expected)
