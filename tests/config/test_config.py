@@ -167,3 +167,43 @@ def test_every_shipped_config_loads():
 def test_32x3_is_the_papers_16_block_model():
     assert load_config(str(CONFIGS / "K400/MVIT_B_32x3.yaml")).MVIT.DEPTH == 16
     assert load_config(str(CONFIGS / "K400/MVIT_B_24_32x3.yaml")).MVIT.DEPTH == 24
+
+
+def _flat(node, prefix=""):
+    """{dotted key: value} of a config tree."""
+    out = {}
+    for key, value in node.items():
+        if hasattr(value, "items"):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# What the project's MViTv2 files change in PySlowFast's, and why: the data folder is the user's, PyAV is the exact
+# and faster decoder (DATASET.md), and the L file (test-only upstream: mixup off, no gradient clipping) gets the
+# training recipe of the S and B files.
+OURS_VS_PYSLOWFAST = {
+    "MVITv2_S_16x4": {"DATA.PATH_TO_DATA_DIR", "DATA.DECODING_BACKEND"},
+    "MVITv2_B_32x3": {"DATA.PATH_TO_DATA_DIR", "DATA.DECODING_BACKEND"},
+    "MVITv2_L_40x3_test": {"DATA.PATH_TO_DATA_DIR", "DATA.DECODING_BACKEND", "AUG.NUM_SAMPLE", "MIXUP.PROB",
+                           "SOLVER.CLIP_GRAD_L2NORM", "SOLVER.BASE_LR_SCALE_NUM_SHARDS"},
+}
+
+
+@pytest.mark.parametrize("name, views", [("MVITv2_S_16x4", (5, 1)), ("MVITv2_B_32x3", (5, 1)),
+                                         ("MVITv2_L_40x3_test", (5, 3))])
+def test_mvitv2_configs_are_pyslowfasts_with_the_papers_recipe(name, views):
+    ours, theirs = (_flat(load_config(str(path))) for path in (CONFIGS / "K400" / f"{name}.yaml",
+                                                               PYSLOWFAST_MVITV2[name]))
+    assert {k for k in ours if ours[k] != theirs[k]} == OURS_VS_PYSLOWFAST[name]
+    # the recipe the MViTv2 issue names as shared by the three
+    assert ours["SOLVER.OPTIMIZING_METHOD"] == "adamw" and ours["SOLVER.BASE_LR"] == 1e-4
+    assert ours["SOLVER.WEIGHT_DECAY"] == 0.05
+    assert ours["SOLVER.MAX_EPOCH"] == 200 and ours["SOLVER.WARMUP_EPOCHS"] == 30
+    assert ours["MIXUP.ENABLE"] and ours["MIXUP.ALPHA"] == 0.8 and ours["MIXUP.CUTMIX_ALPHA"] == 1.0
+    assert ours["AUG.ENABLE"] and ours["AUG.AA_TYPE"].startswith("rand-m7-n4") and ours["AUG.RE_PROB"] == 0.25
+    assert ours["AUG.NUM_SAMPLE"] == 2 and ours["MIXUP.PROB"] == 1.0 and ours["SOLVER.CLIP_GRAD_L2NORM"] == 1.0
+    assert list(ours["MVIT.POOL_KV_STRIDE_ADAPTIVE"]) == [1, 8, 8]
+    assert (ours["TEST.NUM_ENSEMBLE_VIEWS"], ours["TEST.NUM_SPATIAL_CROPS"]) == views
+    assert ours["MVIT.DROPPATH_RATE"] == {"MVITv2_S_16x4": 0.2, "MVITv2_B_32x3": 0.3, "MVITv2_L_40x3_test": 0.75}[name]
