@@ -2,6 +2,7 @@
 Naming: the modules that replaced the ambiguous ``checkpoint`` ones stay the only ones."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,22 @@ def test_the_old_checkpoint_modules_stay_gone():
         for path in sorted((ROOT / folder).rglob("*.py")):
             imported = set(_imported_modules(path)) & REMOVED_MODULES
             assert not imported, f"{path.relative_to(ROOT)} imports {imported}"
+
+
+# The seed variants' names (and their layers'): the network takes them at its seams and never names them.
+VARIANT_NAMES = ("PEG", "CPVT", "CeiT", "LCA", "LeFF", "I2T", "ELSA", "PVT", "SRA", "ConvFFN")
+
+
+def test_the_network_names_no_variant():
+    source = (ROOT / "mvit_video/models/mvit.py").read_text()
+    named = [name for name in VARIANT_NAMES if re.search(rf"\b{name}\b", source, flags=re.IGNORECASE)]
+    assert not named, f"mvit.py names {named}; the variants belong in models/build.py's table and their own modules"
+
+
+def test_the_network_compares_no_strings():
+    """Layers are chosen in models/build.py; mvit.py never branches on a name (``mode == "conv"`` and the like)."""
+    tree = ast.parse((ROOT / "mvit_video/models/mvit.py").read_text())
+    compared = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Compare)
+                and any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                        for n in [node.left, *node.comparators])]
+    assert not compared, compared

@@ -309,7 +309,7 @@ class MViT(nn.Module):
             for spec, size, rate in zip(blocks, sizes, rates)
         )
         self.num_features = blocks[-1].dim_out
-        # reads the class tokens of every block (CeiT's LCA); None reads the last block's tokens
+        # reads the class tokens of every block; None reads the last block's tokens
         self.readout = readout_layer([spec.dim_out for spec in blocks]) if readout_layer is not None else None
         self.norm = nn.LayerNorm(self.num_features, eps=_LN_EPS)
         self.head = head_layer(self.num_features, num_classes, head_dropout)
@@ -318,9 +318,9 @@ class MViT(nn.Module):
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def no_weight_decay(self) -> List[str]:
-        """Names of the parameters that must not decay: those its layers name in ``no_weight_decay()`` (CPVT's PEG)
-        always; with ``zero_decay_pos_cls``, also those they name in ``position_parameters()`` (absolute and relative
-        position tables, LCA's layer embedding) and the class token."""
+        """Names of the parameters that must not decay: those its layers name in ``no_weight_decay()`` always; with
+        ``zero_decay_pos_cls``, also those they name in ``position_parameters()`` (position tables, position or layer
+        embeddings) and the class token."""
         names = []
         for prefix, module in self.named_modules():
             if module is self:
