@@ -71,3 +71,37 @@ def test_config_builds_runs_and_matches_its_counts(name):
         assert counts.gflops == pytest.approx(gflops, abs=_tolerance(gflops))
         # nothing that multiplies and adds goes uncounted: attention and ELSA's aggregation have rules
         assert not any("attention" in op or "PythonOp" in op for op in counts.unsupported_ops)
+
+
+# The papers' numbers the README quotes (MViT: Fan et al. 2021, Tables 2-3; MViTv2: Li et al. 2022, Table 5):
+# config: (paper params, GFLOPs x views, K400 top-1 / top-5).
+PAPER = {
+    "K400/MVIT_S_16x4.yaml": ("26.1M", "32.9 x 5", "76.0"),
+    "K400/MVIT_B_16x4.yaml": ("36.6M", "70.5 x 5", "78.4 / 93.5"),
+    "K400/MVIT_B_32x3.yaml": ("36.6M", "170 x 5", "80.2"),
+    "K400/MVIT_B_24_32x3.yaml": ("53.1M", "236 x 5", "-"),
+    "K400/VIT_B_16x4.yaml": ("87.2M", "179.6 x 5", "68.5"),
+    "K400/MVITv2_S_16x4.yaml": ("34.5M", "64 x 5", "81.0 / 94.6"),
+    "K400/MVITv2_B_32x3.yaml": ("51.2M", "225 x 5", "82.9 / 95.7"),
+    "K400/MVITv2_L_40x3_test.yaml": ("217.6M", "2828 x 15", "86.1 / 97.0"),
+}
+
+
+def _readme_config_rows() -> dict:
+    """{config: [cells after the model name]} of the README's counts table."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0].startswith("configs/"):
+            rows[cells[0][len("configs/"):]] = cells[2:]
+    return rows
+
+
+def test_the_readme_table_quotes_the_pinned_counts_and_the_papers_numbers():
+    rows = _readme_config_rows()
+    assert set(PAPER) <= set(rows) and set(rows) <= set(PINNED)
+    for name, (params, gflops, *paper) in rows.items():
+        assert int(params.replace(",", "")) == PINNED[name][0], name
+        pinned = PINNED[name][1]
+        assert gflops == ("not traced" if pinned is None else f"{pinned:.2f}"), name
+        assert tuple(paper) == PAPER.get(name, ("", "", "")), name

@@ -102,3 +102,19 @@ def test_relative_position_bias_and_its_gradients_follow_the_definition(q_thw, k
     expected = torch.autograd.grad((reference * weights).sum(), [q, *tables])
     for got, want in zip(grads, expected):
         assert torch.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("training, kernel", [(False, "aten::_scaled_dot_product_flash_attention_for_cpu"),
+                                              (True, "aten::_scaled_dot_product_attention_math")])
+def test_the_attention_kernel_the_readme_names(training, kernel):
+    """README: with the relative-position mask, CPU inference takes a fused SDPA kernel; training takes the math one."""
+    from torch.profiler import profile
+
+    model = build_model(load_config(TINY_V2)).train(training)
+    x = torch.randn(1, 3, 8, 64, 64)
+    with profile() as prof, torch.set_grad_enabled(training):
+        out = model(x)
+        if training:
+            out.sum().backward()
+    ran = {event.key for event in prof.key_averages() if "attention" in event.key}
+    assert kernel in ran, sorted(ran)
