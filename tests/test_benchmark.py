@@ -1,6 +1,8 @@
 """tools/benchmark.py's ``gpu`` and ``train --with-data`` subcommands, run on the CPU with a tiny config."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,27 @@ def test_gpu_benchmark_peers_are_torchvisions_mvit_v1_b_and_mvit_v2_s(benchmark,
     assert benchmark._is_mvit_v2(cfg) == (builder == "mvit_v2_s")
     shapes = {name: tuple(t.shape) for name, t in benchmark.torchvision_peer(cfg).state_dict().items()}
     assert shapes == {name: tuple(t.shape) for name, t in getattr(video, builder)().state_dict().items()}
+
+
+V2_TINY = ["--cfg", "configs/synthetic/MVITv2_TINY.yaml", "--batch", "2", "--warmup", "1", "--device", "cpu"]
+
+
+def test_model_and_train_compare_with_torchvisions_mvitv2(benchmark, capsys, monkeypatch):
+    """The forward ratio and the training ratio with resident memory the MViTv2 docs quote, on the tiny MViTv2."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    benchmark.main(["model", *V2_TINY, "--runs", "1", "--opts", *SMALL_CLIPS])
+    out = capsys.readouterr().out
+    forward = re.search(r"\[fp32\] mvit_video: ([\d.]+) ms   torchvision MViT: ([\d.]+) ms   speed-up: ([\d.]+)x   "
+                        r"max \|logit diff\|: ([\d.e+-]+)", out)
+    assert forward and float(forward.group(3)) > 0
+    assert float(forward.group(4)) < 1e-4  # the same weights in both: the same logits
+    # as its own process: the memory is measured in spawned children, which import the tool by its path
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "train", *V2_TINY, "--steps", "1", "--opts",
+                           *SMALL_CLIPS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "configs/synthetic/MVITv2_TINY.yaml; batch 2; fp32; 1 steps each" in out
+    rates = re.search(r"mvit_video: ([\d.]+) clips/s .*torchvision MViT: ([\d.]+) clips/s .*speed-up: ([\d.]+)x", out)
+    assert rates and all(float(v) > 0 for v in rates.groups())
+    memory = re.search(r"peak resident-size rise during training steps: mvit_video (\d+) MiB   torchvision (\d+) MiB", out)
+    assert memory

@@ -424,7 +424,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_debug_flag(parser)
     sub = parser.add_subparsers(dest="what", required=True)
-    model = sub.add_parser("model", help="this MViT vs torchvision's mvit_v1_b, forward pass")
+    model = sub.add_parser("model", help="this MViT vs torchvision's same MViT (mvit_v1_b, mvit_v2_s), forward pass")
     model.add_argument("--cfg", default="configs/K400/MVIT_B_16x4.yaml")
     model.add_argument("--runs", type=int, default=10)
     model.add_argument("--warmup", type=int, default=2)
