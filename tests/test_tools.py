@@ -81,3 +81,18 @@ def test_run_net_several_shards_without_init_method_is_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr == "error: NUM_SHARDS = 2: give --init_method tcp://HOST:PORT (the same on every shard, HOST " \
                          "being shard 0), or launch with torchrun\n"
+
+
+def test_run_net_dry_run_makes_the_launch_checks(tmp_path):
+    """--dry-run refuses what the real launch would refuse, in one line, and says how the run would start."""
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text(f"{split}/a.mp4 0\n")
+    data = ["DATA.PATH_TO_DATA_DIR", str(tmp_path)]
+    out = _run("--cfg", TINY, *data, "NUM_SHARDS", "2", "--init_method", "tcp://127.0.0.1:29999", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "launch: machine 0 of 2, 1 process here (gloo, 2 in all) joined through tcp://127.0.0.1:29999" in out.stdout
+    for bad, message in ((["SHARD_ID", "3", "NUM_SHARDS", "2"], "SHARD_ID = 3 with NUM_SHARDS = 2"),
+                         (["NUM_SHARDS", "2"], "NUM_SHARDS = 2: give --init_method"),
+                         (["NUM_GPUS", "64"], "NUM_GPUS = 64")):
+        out = _run("--cfg", TINY, *data, *bad, "--dry-run")
+        assert out.returncode == 1 and out.stderr.count("\n") == 1 and message in out.stderr, out.stderr

@@ -27,6 +27,7 @@ import _paths  # noqa: F401
 from mvit_video import cli
 from mvit_video.config import load_config
 from mvit_video.data import describe_data
+from mvit_video.engine.distributed import launched_by_torchrun, plan_launch
 from mvit_video.engine.launch import is_reporting_process
 from mvit_video.engine.launch import run as run_job
 from mvit_video.flops import count_model
@@ -123,12 +124,29 @@ def check_data(cfg) -> None:
         print(f"data: {line}")
 
 
+def check_launch(cfg, init_method) -> None:
+    """Prints how the run would start (--dry-run), after the checks the real launch makes.
+
+    Raises:
+        ConfigError: NUM_GPUS, NUM_SHARDS, SHARD_ID or --init_method do not describe a possible launch.
+    """
+    spec = plan_launch(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID, init_method)
+    if spec is None:
+        where = "under torchrun" if launched_by_torchrun() else "in this process"
+        print(f"launch: {where} (NUM_GPUS {cfg.NUM_GPUS}, NUM_SHARDS {cfg.NUM_SHARDS})")
+    else:
+        here = f"{spec.procs_per_shard} process{'es' if spec.procs_per_shard > 1 else ''}"
+        print(f"launch: machine {spec.shard_id} of {spec.num_shards}, {here} here ({spec.backend}, {spec.world_size} "
+              f"in all) joined through {spec.init_method}")
+
+
 def run(args: argparse.Namespace) -> None:
     """Loads the config, prints the model and plan, then trains and tests (--dry-run: checks the data instead)."""
     cfg = load(args)
     if is_reporting_process(cfg.SHARD_ID):
         describe(cfg, args.cfg_file or args.checkpoint)
     if args.dry_run:
+        check_launch(cfg, args.init_method)
         check_data(cfg)
         return
     start = time.perf_counter()

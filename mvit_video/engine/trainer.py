@@ -94,10 +94,14 @@ def make_loader(cfg: CfgNode, dataset, dist: DistInfo, batch_size: int, train: b
     )
 
 
-def _per_process_batch(total: int, dist: DistInfo, name: str) -> int:
-    if total % dist.world_size:
-        raise ValueError(f"{name} = {total} is not divisible by the {dist.world_size} processes")
-    return total // dist.world_size
+def _per_process_batch(total: int, dist: DistInfo, num_shards: int, name: str) -> int:
+    """PySlowFast's split: ``total`` is one machine's batch, divided among that machine's processes (its NUM_GPUS),
+    so NUM_SHARDS machines train with a global batch of ``total`` x NUM_SHARDS (the reason
+    SOLVER.BASE_LR_SCALE_NUM_SHARDS scales the learning rate by NUM_SHARDS)."""
+    per_machine = max(1, dist.world_size // max(1, num_shards))
+    if total % per_machine:
+        raise ValueError(f"{name} = {total} is not divisible by the {per_machine} processes of a machine")
+    return total // per_machine
 
 
 def _step_config(cfg: CfgNode, device: torch.device) -> StepConfig:
@@ -177,7 +181,7 @@ def train(cfg: CfgNode) -> dict:
     val_set = build_dataset(cfg, "val") if has_split(cfg.DATA.PATH_TO_DATA_DIR, "val") else None
     schedule = build_lr_schedule(cfg)
     step_cfg = _step_config(cfg, dist.device)
-    batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, "TRAIN.BATCH_SIZE")
+    batch = _per_process_batch(cfg.TRAIN.BATCH_SIZE, dist, cfg.NUM_SHARDS, "TRAIN.BATCH_SIZE")
     tb_dir = os.path.join(cfg.OUTPUT_DIR, "tensorboard") if cfg.TENSORBOARD.ENABLE and dist.is_main else None
     stats = StatsWriter(cfg.OUTPUT_DIR, tb_dir, keep_epochs=start_epoch) if dist.is_main else None
     log = stats.write if stats else None

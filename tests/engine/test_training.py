@@ -245,7 +245,8 @@ def test_two_gloo_processes_train_and_test_as_one_process(tiny_dataset, tmp_path
 def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_path, tiny_cfg):
     """PySlowFast's launch: one run_net per machine ("shard"), positional overrides, joined through --init_method."""
     out = tmp_path / "shards"
-    opts = tiny_opts(tiny_dataset, out, "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", *CONSTANT_LR)
+    opts = tiny_opts(tiny_dataset, out, "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "1", *CONSTANT_LR,
+                     "LOG_PERIOD", "1", "SOLVER.BASE_LR_SCALE_NUM_SHARDS", "True")
     init = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
@@ -262,9 +263,14 @@ def test_two_shards_joined_by_init_method_match_one_process(tiny_dataset, tmp_pa
                             "TEST.CHECKPOINT_FILE_PATH", str(training_state_path(str(out), 0))))
     assert two["num_videos"] == one["num_videos"] == 8
     assert two["top1"] == one["top1"] and two["per_class_top1"] == one["per_class_top1"]
-    # each of the 2 processes took half of the global batch of 4: 16 videos, 4 steps, as one process would
-    first_epoch = [r for r in read_stats(os.path.join(out, "stats.jsonl")) if r["type"] == "train_epoch"][0]
+    # As in PySlowFast, TRAIN.BATCH_SIZE (4) is each machine's batch: 2 machines step on 8 clips, so the 16 training
+    # videos take 2 steps, at the learning rate scaled by NUM_SHARDS (2 x 0.002)
+    records = read_stats(os.path.join(out, "stats.jsonl"))
+    first_epoch = [r for r in records if r["type"] == "train_epoch"][0]
     assert first_epoch["clips_per_s"] > 0 and first_epoch["epoch"] == 1
+    steps = [r for r in records if r["type"] == "train_iter"]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(r["lr"] == pytest.approx(0.004) for r in steps)
 
 
 def test_recomputed_block_activations_give_the_same_gradients(tiny_cfg):
