@@ -60,7 +60,9 @@ def resolve_config(path: str) -> str:
     for candidate in (Path(path), ROOT / path):
         if candidate.is_file():
             return str(candidate)
-    raise FileNotFoundError(f"config file not found: {path} (neither in {os.getcwd()} nor in {ROOT})")
+    here = Path.cwd()
+    where = f"not in {here}" if here.resolve() == ROOT.resolve() else f"neither in {here} nor in {ROOT}"
+    raise FileNotFoundError(f"config file not found: {path} ({where})")
 
 
 def load_runs(configs: Sequence[str], opts: Sequence[str], out_dir: str) -> List[Run]:

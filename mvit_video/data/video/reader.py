@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -135,8 +135,13 @@ class VideoReader:
                 for k, position in enumerate(wanted.tolist()):
                     out[k] = rgb[position]
             else:
-                for k, (_, frame) in enumerate(self._pyav_frames(wanted)):
-                    out[k] = pyav.to_rgb(frame, self._reformatter)  # straight into the output: only kept frames
+                slot = {position: k for k, position in enumerate(wanted.tolist())}
+
+                def into_out(position: int, frame: Any) -> None:  # only kept frames, straight into the output
+                    out[slot[position]] = pyav.to_rgb(frame, self._reformatter)
+
+                for _ in self._pyav_frames(wanted, into_out):
+                    pass
         except ValueError:
             raise VideoDecodeError(self.path, "frame size changes mid-stream") from None
         if not np.array_equal(order, wanted):
@@ -159,16 +164,21 @@ class VideoReader:
 
     def _pyav_rgb(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         """{index: rgb} of the sorted unique ``wanted`` frames, decoded by PyAV (decord's reference)."""
-        return {position: pyav.to_rgb(frame, self._reformatter) for position, frame in self._pyav_frames(wanted)}
+        return dict(self._pyav_frames(wanted, lambda _, frame: pyav.to_rgb(frame, self._reformatter)))
 
-    def _pyav_frames(self, wanted: np.ndarray) -> Iterator[tuple[int, Any]]:
-        """Yield (index, frame) for the sorted unique ``wanted`` indices: verified seeking where the file allows,
-        else (or after a seek proved wrong) a sequential pass from the start."""
+    def _pyav_frames(self, wanted: np.ndarray, convert: Callable[[int, Any], Any]) -> Iterator[tuple[int, Any]]:
+        """Yield (index, ``convert(index, frame)``) for the sorted unique ``wanted`` indices: verified seeking where
+        the file allows, else (or after a seek proved wrong) a sequential pass from the start.
+
+        ``convert`` runs as each frame is decoded, while it is in the cache and before the decoder needs its buffer
+        again; after a seek proved wrong it runs again for every index, on the sequential pass's frames.
+        """
         if self._seekable:
             frames: list[tuple[int, Any]] = []
             try:
-                for item in pyav.seeking_frames(self._container, self._stream, self._index, wanted, self._at_start):
-                    frames.append(item)  # held until the whole request is verified
+                for position, frame in pyav.seeking_frames(self._container, self._stream, self._index, wanted,
+                                                           self._at_start):
+                    frames.append((position, convert(position, frame)))  # yielded once the request is verified
             except pyav.SeekMismatch:
                 self._seekable = False  # this file's seeks are wrong: later calls go straight to the start
             except pyav.DecodeFailed:
@@ -180,7 +190,8 @@ class VideoReader:
                 self._at_start = False
         self._rewind()
         try:
-            yield from pyav.sequential_frames(self._container, self._stream, wanted)
+            for position, frame in pyav.sequential_frames(self._container, self._stream, wanted):
+                yield position, convert(position, frame)
         except (pyav.DecodeFailed, EOFError) as exc:
             # Only indices inside the demuxed index get here, so a short stream is a broken one.
             raise VideoDecodeError(self.path, "truncated or corrupt video", str(exc)) from None
