@@ -128,7 +128,11 @@ class VideoReader:
             detail = f"index {int(bad[0])}, video has {info.num_frames} frames"
             raise VideoDecodeError(self.path, "frame index out of range", detail)
         wanted = np.unique(order)
-        out = np.empty((len(wanted), info.height, info.width, 3), dtype=np.uint8)
+        # torch's allocation, not numpy's: numpy asks for huge pages (MADV_HUGEPAGE), and where the kernel compacts
+        # memory for those on the first touch (THP defrag "madvise", a common default) a 300 MB output of 720p
+        # frames stalled for up to half a second, unevenly
+        result = torch.empty((len(wanted), info.height, info.width, 3), dtype=torch.uint8)
+        out = result.numpy()
         rgb = self._decord.frames(wanted, self._pyav_rgb) if self._decord is not None and wanted.size else None
         try:
             if rgb is not None:
@@ -145,8 +149,8 @@ class VideoReader:
         except ValueError:
             raise VideoDecodeError(self.path, "frame size changes mid-stream") from None
         if not np.array_equal(order, wanted):
-            out = out[np.searchsorted(wanted, order)]
-        return torch.from_numpy(out)
+            result = result[torch.from_numpy(np.searchsorted(wanted, order))]
+        return result
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """Yield every frame in order as uint8 (H, W, 3) RGB arrays, decoding the file once from the start.
