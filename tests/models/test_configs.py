@@ -2,8 +2,9 @@
 
 The README's counts table and its variant table quote these numbers; a config added without a pin fails
 ``test_every_config_is_pinned``. GFLOPs are fvcore's (one fused multiply-add = one flop) at the config's training clip.
-MViTv2-L's GFLOPs (40 x 312 x 312) are not traced here: that one trace takes minutes on a small CPU; its parameter
-count equals PySlowFast's own build of the same YAML (the paper's table says 217.6M).
+MViTv2-L's GFLOPs (40 x 312 x 312) are pinned but not traced here: that one trace takes 2 minutes and about 6 GB on
+the 2-core machine (`tools/count_flops.py --cfg configs/K400/MVITv2_L_40x3_test.yaml` printed 2828.10, the paper's
+2828); its parameter count equals PySlowFast's own build of the same YAML (the paper's table says 217.6M).
 """
 
 from pathlib import Path
@@ -18,7 +19,7 @@ from mvit_video.models import build_model
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
-# config: (params, GFLOPs at its training clip size, or None where not traced)
+# config: (params, GFLOPs at its training clip size)
 PINNED = {
     "K400/MVIT_B_16x4.yaml": (36_610_672, 70.80),
     "K400/MVIT_B_32x3.yaml": (36_611_440, 170.37),
@@ -31,7 +32,7 @@ PINNED = {
     "K400/MVIT_B_16x4_PVT.yaml": (39_821_968, 58.68),
     "K400/MVITv2_S_16x4.yaml": (34_537_744, 64.46),
     "K400/MVITv2_B_32x3.yaml": (51_230_128, 225.17),
-    "K400/MVITv2_L_40x3_test.yaml": (213_390_112, None),
+    "K400/MVITv2_L_40x3_test.yaml": (213_390_112, 2828.10),  # traced by hand, see the module docstring
     "K600/MVIT_B_16x4.yaml": (36_764_472, 70.80),
     "K600/MVIT_B_32x3.yaml": (36_765_240, 170.37),
     "K600/MVIT_B_24_32x3.yaml": (53_269_080, 236.31),
@@ -45,6 +46,7 @@ PINNED = {
     "synthetic/MVITv2_TINY.yaml": (1_605_276, 0.2248),
 }
 ALL = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml"))
+TRACED_BY_HAND = {"K400/MVITv2_L_40x3_test.yaml"}  # too big to trace in the suite
 
 
 def test_every_config_is_pinned():
@@ -65,7 +67,7 @@ def test_config_builds_runs_and_matches_its_counts(name):
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 8, 96, 96))
     assert logits.shape == (1, cfg.MODEL.NUM_CLASSES) and torch.isfinite(logits).all()
-    if gflops is not None:
+    if name not in TRACED_BY_HAND:
         size = (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
         counts = count_model(model, size, activations=False)
         assert counts.gflops == pytest.approx(gflops, abs=_tolerance(gflops))
@@ -103,5 +105,5 @@ def test_the_readme_table_quotes_the_pinned_counts_and_the_papers_numbers():
     for name, (params, gflops, *paper) in rows.items():
         assert int(params.replace(",", "")) == PINNED[name][0], name
         pinned = PINNED[name][1]
-        assert gflops == ("not traced" if pinned is None else f"{pinned:.2f}"), name
+        assert gflops == f"{pinned:.2f}", name
         assert tuple(paper) == PAPER.get(name, ("", "", "")), name
