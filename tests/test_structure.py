@@ -72,8 +72,13 @@ def test_the_network_names_no_variant():
 
 def test_the_network_compares_no_strings():
     """Layers are chosen in models/build.py; mvit.py never branches on a name (``mode == "conv"`` and the like)."""
+    def strings(node: ast.AST) -> bool:  # a string, or a tuple/list/set holding one (``mode in ("conv", "max")``)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(strings(n) for n in node.elts)
+        return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
     tree = ast.parse((ROOT / "mvit_video/models/mvit.py").read_text())
-    compared = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Compare)
-                and any(isinstance(n, ast.Constant) and isinstance(n.value, str)
-                        for n in [node.left, *node.comparators])]
+    compared = [ast.unparse(node) for node in ast.walk(tree)
+                if isinstance(node, ast.Compare) and any(strings(n) for n in [node.left, *node.comparators])]
+    compared += [ast.unparse(node.subject) for node in ast.walk(tree) if isinstance(node, ast.Match)]
     assert not compared, compared

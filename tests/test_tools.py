@@ -1,5 +1,6 @@
 """The command-line entry point run_net: PySlowFast's interface, the plan, and clear errors."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,8 +92,18 @@ def test_run_net_dry_run_makes_the_launch_checks(tmp_path):
     out = _run("--cfg", TINY, *data, "NUM_SHARDS", "2", "--init_method", "tcp://127.0.0.1:29999", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "launch: machine 0 of 2, 1 process here (gloo, 2 in all) joined through tcp://127.0.0.1:29999" in out.stdout
+    assert ", batch 8 per machine, " in out.stdout
     for bad, message in ((["SHARD_ID", "3", "NUM_SHARDS", "2"], "SHARD_ID = 3 with NUM_SHARDS = 2"),
                          (["NUM_SHARDS", "2"], "NUM_SHARDS = 2: give --init_method"),
                          (["NUM_GPUS", "64"], "NUM_GPUS = 64")):
         out = _run("--cfg", TINY, *data, *bad, "--dry-run")
         assert out.returncode == 1 and out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+    # under torchrun (its environment, as torchrun sets it for rank 0 of 2 nodes of 1 process each)
+    torchrun = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                "GROUP_RANK": "0"}
+    args = [sys.executable, str(ROOT / "tools/run_net.py"), "--cfg", TINY, *data, "NUM_GPUS", "0", "--dry-run"]
+    out = subprocess.run(args, capture_output=True, text=True, env=torchrun)
+    assert out.returncode == 1 and "torchrun started 2 node(s) of 1 processes" in out.stderr, out.stderr
+    out = subprocess.run([*args, "NUM_SHARDS", "2"], capture_output=True, text=True, env=torchrun)
+    assert out.returncode == 0, out.stderr
+    assert "launch: under torchrun, 2 processes in all, 1 per machine (NUM_GPUS 0, NUM_SHARDS 2)" in out.stdout

@@ -27,7 +27,7 @@ import _paths  # noqa: F401
 from mvit_video import cli
 from mvit_video.config import load_config
 from mvit_video.data import describe_data
-from mvit_video.engine.distributed import launched_by_torchrun, plan_launch
+from mvit_video.engine.distributed import launched_by_torchrun, plan_launch, torchrun_world
 from mvit_video.engine.launch import is_reporting_process
 from mvit_video.engine.launch import run as run_job
 from mvit_video.flops import count_model
@@ -74,7 +74,8 @@ def plan(cfg) -> list:
         lines.append(
             f"train {cfg.MODEL.MODEL_NAME} for {cfg.SOLVER.MAX_EPOCH} epochs on {cfg.DATA.PATH_TO_DATA_DIR}/train, "
             f"clips of {cfg.DATA.NUM_FRAMES}x{cfg.DATA.SAMPLING_RATE} at {cfg.DATA.TRAIN_CROP_SIZE} px, "
-            f"batch {cfg.TRAIN.BATCH_SIZE}, {cfg.SOLVER.OPTIMIZING_METHOD} lr {cfg.SOLVER.BASE_LR}, "
+            f"batch {cfg.TRAIN.BATCH_SIZE}{' per machine' if cfg.NUM_SHARDS > 1 else ''}, "
+            f"{cfg.SOLVER.OPTIMIZING_METHOD} lr {cfg.SOLVER.BASE_LR}, "
             f"validating every {cfg.TRAIN.EVAL_PERIOD} epochs, checkpoints in {cfg.OUTPUT_DIR}/checkpoints"
         )
     if cfg.TEST.ENABLE:
@@ -125,16 +126,19 @@ def check_data(cfg) -> None:
 
 
 def check_launch(cfg, init_method) -> None:
-    """Prints how the run would start (--dry-run), after the checks the real launch makes.
+    """Prints how the run would start (--dry-run), after the checks the real launch makes before it joins processes.
 
     Raises:
         ConfigError: NUM_GPUS, NUM_SHARDS, SHARD_ID or --init_method do not describe a possible launch.
     """
     spec = plan_launch(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID, init_method)
     if spec is None:
-        where = "under torchrun" if launched_by_torchrun() else "in this process"
-        print(f"launch: {where} (NUM_GPUS {cfg.NUM_GPUS}, NUM_SHARDS {cfg.NUM_SHARDS})")
-    else:
+        world_size, rank, per_node = torchrun_world(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
+        if rank == 0:
+            where = "under torchrun" if launched_by_torchrun() else "in this process"
+            print(f"launch: {where}, {world_size} process{'es' if world_size > 1 else ''} in all, {per_node} per "
+                  f"machine (NUM_GPUS {cfg.NUM_GPUS}, NUM_SHARDS {cfg.NUM_SHARDS})")
+    elif is_reporting_process(cfg.SHARD_ID):
         here = f"{spec.procs_per_shard} process{'es' if spec.procs_per_shard > 1 else ''}"
         print(f"launch: machine {spec.shard_id} of {spec.num_shards}, {here} here ({spec.backend}, {spec.world_size} "
               f"in all) joined through {spec.init_method}")

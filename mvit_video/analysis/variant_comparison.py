@@ -89,10 +89,10 @@ def describe(cfg) -> str:
     rel = [axis for axis, on in (("space", m.REL_POS_SPATIAL), ("time", m.REL_POS_TEMPORAL)) if on]
     if pos == "peg":
         parts.append(f"PEG ({m.PEG_PLACEMENT})")
-    elif pos == "none" and rel:
-        parts.append(f"relative pos ({', '.join(rel)})")
-    elif pos != "separate":
+    elif pos != "separate" and not (pos == "none" and rel):
         parts.append(f"pos {pos}")
+    if rel:
+        parts.append(f"relative pos ({', '.join(rel)})")
     if m.RESIDUAL_POOLING:
         parts.append("residual pooling")
     if m.DIM_MUL_IN_ATT:

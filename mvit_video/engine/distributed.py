@@ -185,6 +185,29 @@ def _check_torchrun_shards(world_size: int, per_node: int, rank: int, num_shards
                           f"{per_node} processes and this is node {node}: pass NUM_SHARDS {nodes} SHARD_ID {node}")
 
 
+def torchrun_world(num_gpus: int, num_shards: int, shard_id: int) -> tuple[int, int, int]:
+    """(world size, rank, processes per node) from torchrun's environment (a world of one without torchrun), checked
+    against the config before any process group is joined.
+
+    Raises:
+        ConfigError: see :func:`use_cuda`; NUM_SHARDS or SHARD_ID disagree with torchrun's nodes; on GPUs, NUM_GPUS
+            is not the number of processes on this node.
+    """
+    _check_shards(num_shards, shard_id)
+    cuda = use_cuda(num_gpus)
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    _check_torchrun_shards(world_size, per_node, rank, num_shards, shard_id)
+    _check_gpus_per_node(cuda, num_gpus, per_node)
+    return world_size, rank, per_node
+
+
+def _check_gpus_per_node(cuda: bool, num_gpus: int, per_node: int) -> None:
+    if cuda and per_node != num_gpus:
+        raise ConfigError(f"NUM_GPUS = {num_gpus} but {per_node} processes run on this machine; one process per GPU "
+                          f"(torchrun --nproc_per_node {num_gpus})")
+
+
 def init_distributed(num_gpus: int, num_shards: int = 1, shard_id: int = 0) -> DistInfo:
     """Joins the process group (torchrun's, unless :func:`launch` already joined one) and picks this process's device:
     ``cuda:<local rank>`` when :func:`use_cuda`, else the CPU.
@@ -193,21 +216,18 @@ def init_distributed(num_gpus: int, num_shards: int = 1, shard_id: int = 0) -> D
         ConfigError: see :func:`use_cuda`; NUM_SHARDS or SHARD_ID disagree with torchrun's nodes; on GPUs, NUM_GPUS
             is not the number of processes on this machine.
     """
-    _check_shards(num_shards, shard_id)
-    cuda = use_cuda(num_gpus)
     if dist.is_available() and dist.is_initialized():
+        _check_shards(num_shards, shard_id)
+        cuda = use_cuda(num_gpus)
         world_size, rank = dist.get_world_size(), dist.get_rank()
         per_node = world_size // num_shards
+        _check_gpus_per_node(cuda, num_gpus, per_node)
     else:
-        world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-        _check_torchrun_shards(world_size, per_node, rank, num_shards, shard_id)
+        world_size, rank, per_node = torchrun_world(num_gpus, num_shards, shard_id)
+        cuda = use_cuda(num_gpus)
         if world_size > 1:
             dist.init_process_group(backend="nccl" if cuda else "gloo")
     local_rank = rank % per_node
-    if cuda and per_node != num_gpus:
-        raise ConfigError(f"NUM_GPUS = {num_gpus} but {per_node} processes run on this machine; one process per GPU "
-                          f"(torchrun --nproc_per_node {num_gpus})")
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)

@@ -466,6 +466,30 @@ def test_false_keyframes_fall_back_to_sequential(
     assert len(sequential) == 2
 
 
+def test_frames_written_before_a_seek_proves_wrong_are_overwritten(
+    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept frames go into the output as they are decoded; when a later seek of the same request proves wrong, the
+    pass from the start must replace every one of them (here the seek hands over frame 0 in place of frame 95)."""
+    real_seeking = pyav.seeking_frames
+
+    def wrong_then_mismatch(container, stream, index, wanted, at_start):
+        for _, frame in real_seeking(container, stream, index, np.array([0]), at_start):
+            yield int(wanted[-1]), frame
+        raise pyav.SeekMismatch("a later seek landed elsewhere")
+
+    monkeypatch.setattr(pyav, "seeking_frames", wrong_then_mismatch)
+    with VideoReader(video_dir / "intra_refresh.mp4", "pyav") as video:
+        frames = video.frames([90, 95]).numpy()
+    for frame, index in zip(frames, [90, 95]):
+        np.testing.assert_array_equal(frame, references["intra_refresh_mp4"][1][index])
+
+
+def test_an_empty_request_decodes_nothing_even_where_seeks_are_not_trusted(video_dir: Path) -> None:
+    with VideoReader(video_dir / "raw.h264", "pyav") as video:
+        assert tuple(video.frames([]).shape) == (0, video.info.height, video.info.width, 3)
+
+
 def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Patch the PyAV backend to count decoded and RGB-converted frames; return the live counters."""
     counts = {"decoded": 0, "converted": 0}

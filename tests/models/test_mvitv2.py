@@ -118,3 +118,5 @@ def test_the_attention_kernel_the_readme_names(training, kernel):
             out.sum().backward()
     ran = {event.key for event in prof.key_averages() if "attention" in event.key}
     assert kernel in ran, sorted(ran)
+    if not training:
+        assert "aten::_scaled_dot_product_attention_math" not in ran, sorted(ran)

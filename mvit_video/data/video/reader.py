@@ -117,7 +117,8 @@ class VideoReader:
     def frames(self, indices: Iterable[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """Return the frames at 0-based ``indices`` as a uint8 (N, H, W, 3) RGB tensor, in the order asked.
 
-        Repeated and unsorted indices are allowed; each distinct frame is decoded and converted once.
+        Repeated and unsorted indices are allowed; each distinct frame is decoded and converted once (again, on a
+        pass from the start, where a seek proves wrong).
         Raises VideoDecodeError (reason "frame index out of range" for indices outside [0, num_frames),
         "truncated or corrupt video" when the stream breaks, "frame size changes mid-stream").
         """
@@ -132,8 +133,10 @@ class VideoReader:
         # memory for those on the first touch (THP defrag "madvise", a common default) a 300 MB output of 720p
         # frames stalled for up to half a second, unevenly
         result = torch.empty((len(wanted), info.height, info.width, 3), dtype=torch.uint8)
+        if not wanted.size:
+            return result
         out = result.numpy()
-        rgb = self._decord.frames(wanted, self._pyav_rgb) if self._decord is not None and wanted.size else None
+        rgb = self._decord.frames(wanted, self._pyav_rgb) if self._decord is not None else None
         try:
             if rgb is not None:
                 for k, position in enumerate(wanted.tolist()):
@@ -185,8 +188,8 @@ class VideoReader:
                     frames.append((position, convert(position, frame)))  # yielded once the request is verified
             except pyav.SeekMismatch:
                 self._seekable = False  # this file's seeks are wrong: later calls go straight to the start
-            except pyav.DecodeFailed:
-                pass  # maybe an artefact of the seek: the sequential pass decides
+            except (pyav.DecodeFailed, ValueError):
+                pass  # maybe an artefact of the seek (a broken or resized frame): the sequential pass decides
             else:
                 yield from frames
                 return
