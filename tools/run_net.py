@@ -133,15 +133,19 @@ def check_launch(cfg, init_method) -> None:
     """
     spec = plan_launch(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID, init_method)
     if spec is None:
-        world_size, rank, per_node = torchrun_world(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
-        if rank == 0:
-            where = "under torchrun" if launched_by_torchrun() else "in this process"
-            print(f"launch: {where}, {world_size} process{'es' if world_size > 1 else ''} in all, {per_node} per "
-                  f"machine (NUM_GPUS {cfg.NUM_GPUS}, NUM_SHARDS {cfg.NUM_SHARDS})")
-    elif is_reporting_process(cfg.SHARD_ID):
-        here = f"{spec.procs_per_shard} process{'es' if spec.procs_per_shard > 1 else ''}"
-        print(f"launch: machine {spec.shard_id} of {spec.num_shards}, {here} here ({spec.backend}, {spec.world_size} "
-              f"in all) joined through {spec.init_method}")
+        world_size, _, per_node = torchrun_world(cfg.NUM_GPUS, cfg.NUM_SHARDS, cfg.SHARD_ID)
+        where = "under torchrun" if launched_by_torchrun() else "in this process"
+        line = (f"launch: {where}, {_processes(world_size)} in all, {per_node} per machine (NUM_GPUS {cfg.NUM_GPUS}, "
+                f"NUM_SHARDS {cfg.NUM_SHARDS})")
+    else:
+        line = (f"launch: machine {spec.shard_id} of {spec.num_shards}, {_processes(spec.procs_per_shard)} here "
+                f"({spec.backend}, {spec.world_size} in all) joined through {spec.init_method}")
+    if is_reporting_process(cfg.SHARD_ID):
+        print(line)
+
+
+def _processes(count: int) -> str:
+    return f"{count} process{'es' if count > 1 else ''}"
 
 
 def run(args: argparse.Namespace) -> None:
