@@ -579,3 +579,34 @@ def test_open_gop_is_detected(video_dir: Path) -> None:
     assert frame_index(video_dir / "open_gop.mp4").open_gop
     assert frame_index(video_dir / "open_gop.mkv").open_gop
     assert not frame_index(video_dir / "bframes.mp4").open_gop
+
+
+def test_to_rgb_converts_on_one_thread_and_copes_with_pyav_before_17(monkeypatch):
+    """The shared reformatter is asked for one swscale thread; a PyAV without the ``threads`` argument (before 17)
+    gets the call without it, and the pixels are to_ndarray's either way."""
+    from av.video.reformatter import VideoReformatter
+
+    frame = av.VideoFrame.from_ndarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8), "rgb24")
+    frame = frame.reformat(format="yuv420p")
+    expected = frame.to_ndarray(format="rgb24")
+    calls = []
+
+    class Recording:  # VideoReformatter cannot be subclassed
+        def reformat(self, frame, **kwargs):
+            calls.append(kwargs)
+            return VideoReformatter().reformat(frame, **kwargs)
+
+    assert np.array_equal(pyav.to_rgb(frame, Recording()), expected)
+    assert calls == [{"format": "rgb24", "threads": 1}]
+
+    class Old:  # PyAV 16's signature: no threads
+        def reformat(self, frame, format=None):
+            calls.append(format)
+            return VideoReformatter().reformat(frame, format=format)
+
+    monkeypatch.setitem(pyav._ONE_SWS_THREAD, "threads", 1)  # restored after the test
+    calls.clear()
+    old = Old()
+    assert np.array_equal(pyav.to_rgb(frame, old), expected)
+    assert np.array_equal(pyav.to_rgb(frame, old), expected)
+    assert calls == ["rgb24"] * 2 and pyav._ONE_SWS_THREAD == {}  # refused once with threads, then never asked
