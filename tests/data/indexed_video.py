@@ -256,3 +256,60 @@ def write_edit_list(path: str | Path, num_frames: int = 150, hidden: int = 7) ->
     params = "bframes=3:keyint=30:min-keyint=30:scenecut=0"
     pts = [i - hidden for i in range(num_frames)]
     return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params}, pts=pts)
+
+
+_VOP = b"\x00\x00\x01\xb6"  # MPEG-4 part 2 VOP start code; the 2 bits after it: 0 I, 1 P, 2 B
+
+
+def _not_coded_vop(fps: int) -> bytes:
+    """An N-VOP: a P-VOP header with vop_coded 0, the placeholder that follows a packed pair."""
+    increment_bits = max(1, (fps - 1).bit_length())  # FFmpeg's encoder: vop_time_increment_resolution = fps
+    bits = "01" + "0" + "1" + "0" * increment_bits + "1" + "0"  # type P, modulo_time_base, marker, time, marker, coded
+    bits += "0" + "1" * (7 - len(bits) % 8)  # next_start_code stuffing: a 0, then 1s to the byte boundary
+    return _VOP + int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def write_packed_bframes(path: str | Path, num_frames: int = 120, closed_gop: bool = True) -> Path:
+    """MPEG-4 part 2 in AVI with DivX "packed B-frames", as UCF-101 and HMDB-51 are stored: each B-frame travels in
+    the packet of the P-frame decoded before it, an N-VOP placeholder takes its slot, and the stream's user data says
+    "DivX503b1393p". FFmpeg decodes such a stream in presentation order but labels its frames with permuted pts.
+    A keyframe every 12 frames, one B-frame between references; ``closed_gop`` False lets the B-frame after a keyframe
+    reference the previous GOP."""
+    path = Path(path)
+    fps = 30
+    options = {"g": "12", "bf": "1", "qscale": "2", "sc_threshold": "1000000000"}
+    if closed_gop:
+        options["flags"] = "+cgop"
+    plain = write_indexed_video(path.with_suffix(".unpacked.avi"), num_frames, codec="mpeg4", fps=fps,
+                                options=options)
+    packets = []
+    with av.open(str(plain)) as source:
+        video = source.streams.video[0]
+        for packet in source.demux(video):
+            if packet.size:
+                data = bytes(packet)
+                packets.append((data, data[data.index(_VOP) + 4] >> 6))
+        slots = []  # (payload, keyframe) per packet of the packed stream
+        for data, vop_type in packets:
+            if vop_type == 2 and slots:  # a B-frame joins the packet before it and leaves a placeholder
+                slots[-1] = (slots[-1][0] + data, slots[-1][1])
+                slots.append((_not_coded_vop(fps), False))
+                continue
+            if vop_type == 0:
+                start = data.index(_VOP)
+                data = data[:start] + b"\x00\x00\x01\xb2DivX503b1393p" + data[start:]
+            slots.append((data, vop_type == 0))
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream_from_template(video)
+            for number, (data, keyframe) in enumerate(slots):
+                packet = av.Packet(data)
+                packet.stream, packet.time_base = stream, stream.time_base
+                packet.pts = packet.dts = number
+                packet.is_keyframe = keyframe
+                container.mux(packet)
+    plain.unlink()
+    return path
+
+
+def write_packed_bframes_open_gop(path: str | Path, num_frames: int = 120) -> Path:
+    return write_packed_bframes(path, num_frames, closed_gop=False)

@@ -51,6 +51,8 @@ GENERATED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "open_gop_mkv": (iv.write_open_gop, "open_gop.mkv"),
     "b_pyramid_mp4": (iv.write_b_pyramid, "b_pyramid.mp4"),
     "edit_list_mp4": (iv.write_edit_list, "edit_list.mp4"),
+    "packed_bframes_avi": (iv.write_packed_bframes, "packed.avi"),
+    "packed_bframes_open_gop_avi": (iv.write_packed_bframes_open_gop, "packed_open.avi"),
 }
 REAL_VIDEOS = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"]
 
@@ -361,7 +363,7 @@ with VideoReader(path, backend) as video:  # one reader for all clips, last clip
 print(json.dumps({"clips": clips, "first": first, "reused": reused}))
 """
 
-COLD_GENERATED = ["intra_refresh_mp4", "open_gop_mp4", "edit_list_mp4", "b_pyramid_mp4"]
+COLD_GENERATED = ["intra_refresh_mp4", "open_gop_mp4", "edit_list_mp4", "b_pyramid_mp4", "packed_bframes_avi"]
 COLD_REAL = ["bikes.mp4", "carphone_pristine.mp4"]  # B-frames and 6 GOPs; one GOP per 12 frames
 
 
@@ -473,8 +475,8 @@ def test_frames_written_before_a_seek_proves_wrong_are_overwritten(
     pass from the start must replace every one of them (here the seek hands over frame 0 in place of frame 95)."""
     real_seeking = pyav.seeking_frames
 
-    def wrong_then_mismatch(container, stream, index, wanted, at_start):
-        for _, frame in real_seeking(container, stream, index, np.array([0]), at_start):
+    def wrong_then_mismatch(container, stream, index, wanted, at_start, counted):
+        for _, frame in real_seeking(container, stream, index, np.array([0]), at_start, counted):
             yield int(wanted[-1]), frame
         raise pyav.SeekMismatch("a later seek landed elsewhere")
 
@@ -539,7 +541,9 @@ def test_real_video_seeks_to_the_right_keyframe(real_video_dir: Path, monkeypatc
     assert 40 <= counts["decoded"] < 82
 
 
-@pytest.mark.parametrize("name", ["h264_bframes", "pts_offset_mkv", "mpegts", "b_pyramid_mp4", "open_gop_mkv"])
+@pytest.mark.parametrize(
+    "name", ["h264_bframes", "pts_offset_mkv", "mpegts", "b_pyramid_mp4", "open_gop_mkv", "packed_bframes_avi"]
+)
 def test_many_queries_never_trip_the_seek_checks(
     video_dir: Path, references: dict, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -610,3 +614,86 @@ def test_to_rgb_converts_on_one_thread_and_copes_with_pyav_before_17(monkeypatch
     assert np.array_equal(pyav.to_rgb(frame, old), expected)
     assert np.array_equal(pyav.to_rgb(frame, old), expected)
     assert calls == ["rgb24"] * 2 and pyav._ONE_SWS_THREAD == {}  # refused once with threads, then never asked
+
+
+# --- packed B-frames (DivX/XviD in AVI, as UCF-101 and HMDB-51): counted mode -----------------------------------
+
+
+def packed_requests(count: int) -> list[list[int]]:
+    """Random requests of 1-12 frames, and single frames just before and after each keyframe (every 12)."""
+    rng = np.random.default_rng(3)
+    requests = [sorted(rng.choice(count, size=int(rng.integers(1, 13)), replace=False).tolist()) for _ in range(25)]
+    return requests + [[k + offset] for k in range(12, count - 2, 12) for offset in (-2, -1, 1, 2)]
+
+
+def test_packed_bframes_label_frames_with_permuted_pts(video_dir: Path) -> None:
+    """The premise of counted mode, on the generated file: decoded in presentation order (each frame shows its
+    index) but labelled with the pts of a neighbour."""
+    with av.open(str(video_dir / "packed.avi")) as container:
+        frames = list(container.decode(video=0))
+    assert [iv.read_index(frame.to_ndarray(format="rgb24")) for frame in frames] == list(range(len(frames)))
+    labels = [frame.pts for frame in frames]
+    assert labels != sorted(labels) and sorted(labels) == [p for p in frame_index(video_dir / "packed.avi").pts]
+    assert frame_index(video_dir / "packed.avi").counted and not frame_index(video_dir / "bframes.mp4").counted
+
+
+def test_packed_bframes_seek_exactly_in_counted_mode(
+    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request, each on a new reader (cold) and all on one reader, is exact and seeks (no pass from the start).
+    With timestamps trusted instead (counted mode off), the same requests return wrong frames: the NONREF skipping
+    of unwanted B-frames hides the permutation from the pts checks. That was this decoder before counted mode."""
+    count, reference = references["packed_bframes_avi"]
+    path = video_dir / "packed.avi"
+    sequential = []
+    real_sequential = pyav.sequential_frames
+    monkeypatch.setattr(pyav, "sequential_frames", lambda *a: sequential.append(a) or real_sequential(*a))
+    with VideoReader(path, "pyav") as warm:
+        for indices in packed_requests(count):
+            with VideoReader(path, "pyav") as cold:
+                got = cold.frames(indices).numpy()
+            assert [iv.read_index(frame) for frame in got] == indices
+            np.testing.assert_array_equal(got, warm.frames(indices).numpy())
+    assert not sequential
+
+    monkeypatch.setattr(FrameIndex, "counted", property(lambda self: False))
+    wrong = 0
+    for indices in packed_requests(count):
+        with VideoReader(path, "pyav") as cold:
+            wrong += sum(iv.read_index(frame) != index for frame, index in zip(cold.frames(indices).numpy(), indices))
+    assert wrong > 0
+
+
+def test_packed_bframes_counted_mode_refuses_a_lost_frame(
+    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder that drops one frame after a seek shifts every count after it: the labels never close up, the seek
+    is refused and the pass from the start answers."""
+    count, reference = references["packed_bframes_avi"]
+    real_decoded = pyav.decoded
+    drops = []
+
+    def dropping(container, stream, skippable=None):
+        frames = real_decoded(container, stream, skippable)
+        for number, frame in enumerate(frames):
+            if number == 3 and not drops:  # the first decode is the seek's; the pass from the start is untouched
+                drops.append(frame.pts)
+                continue
+            yield frame
+
+    monkeypatch.setattr(pyav, "decoded", dropping)
+    with VideoReader(video_dir / "packed.avi", "pyav") as video:
+        got = video.frames([50, 52]).numpy()  # keyframe 48: frame 51 is dropped
+        assert not video._seekable  # refused
+    assert drops and [iv.read_index(frame) for frame in got] == [50, 52]
+    np.testing.assert_array_equal(got, np.stack([reference[50], reference[52]]))
+
+
+def test_packed_open_gop_seeks_are_refused_but_frames_exact(video_dir: Path, references: dict) -> None:
+    """With open GOPs the B-frame before each keyframe rides in the keyframe's packet and references the previous
+    GOP: the decoder's first frame after a seek is not the keyframe, so seeks are refused and the file is read from
+    the start, exactly."""
+    count, reference = references["packed_bframes_open_gop_avi"]
+    with VideoReader(video_dir / "packed_open.avi", "pyav") as video:
+        for indices in packed_requests(count)[:6]:
+            assert [iv.read_index(frame) for frame in video.frames(indices).numpy()] == indices

@@ -49,6 +49,14 @@ class FrameIndex:
     open_gop: bool = False  # a keyframe after the first is followed (in decode order) by frames shown before it
     container_format: str = ""  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     pixel_format: str = ""  # decoder output format, e.g. "yuv420p"
+    codec: str = ""  # FFmpeg decoder name, e.g. "h264"
+
+    @property
+    def counted(self) -> bool:
+        """Whether seeks are checked in counted mode (see :mod:`.pyav`): the codec may pack B-frames (MPEG-4 part 2,
+        DivX/XviD), or the container stores no presentation timestamps (AVI: FFmpeg guesses them), so a decoded
+        frame's pts need not be its own."""
+        return self.codec == "mpeg4" or self.container_format == "avi"
 
     def position_of(self, pts: int | None) -> int:
         """Return the index of the frame with timestamp ``pts``, or -1 when no frame has it."""
@@ -186,7 +194,8 @@ def read_index(
     packets = _demux(container, stream)  # a truncated file's index ends at the cut
     if not len(packets):
         raise VideoDecodeError(path, "truncated or corrupt video", "no video packets")
-    names = {"container_format": container.format.name, "pixel_format": str(stream.codec_context.pix_fmt or "")}
+    ctx = stream.codec_context
+    names = {"container_format": container.format.name, "pixel_format": str(ctx.pix_fmt or ""), "codec": ctx.name}
     index = _seek_index(path, stream, packets)
     if index is not None:
         return replace(index, **names)

@@ -6,6 +6,14 @@ skip_frame=NONREF, so the decoder drops those nothing references (most B-frames)
 the output. Any mismatch (a seek that lands elsewhere, a keyframe flag that lies, dropped frames) raises
 SeekMismatch, and the caller decodes sequentially instead. Each seek is checked on its own, every time: nothing
 learned from earlier calls decides whether a seek is trusted.
+
+Counted mode is for streams whose decoder outputs frames in presentation order but labels them with permuted pts:
+MPEG-4 part 2 in AVI with "packed B-frames" (DivX/XviD; UCF-101 and HMDB-51 are stored so), where each B-frame
+rides in the packet of the P-frame after it and a placeholder packet follows. There a frame's position is counted
+from the keyframe (nothing is skipped), the first frame must still be the keyframe with its exact pts, and the pts
+seen since the keyframe must close up: no label before the keyframe, none twice, and before a request is accepted
+the labels of the first n frames must be exactly the index's n timestamps from the keyframe on (a dropped or added
+frame never closes, and fails the seek).
 """
 
 from __future__ import annotations
@@ -21,7 +29,17 @@ from .index import FrameIndex
 
 
 class SeekMismatch(Exception):
-    """Frames decoded after a seek disagree with the frame index."""
+    """Frames decoded after a seek disagree with the frame index; ``reordered``: a frame's pts came before the pts of
+    the frame decoded ahead of it (the signature of permuted labels, see counted mode)."""
+
+    def __init__(self, message: str, reordered: bool = False) -> None:
+        super().__init__(message)
+        self.reordered = reordered
+
+
+# Counted mode: how far a label may stray from its counted position before the seek is refused. Packed B-frames
+# shift labels by one; a larger gap means frames were lost or added.
+_LABEL_WINDOW = 8
 
 
 class DecodeFailed(Exception):
@@ -128,12 +146,14 @@ def _first_from(frames: Iterator[av.VideoFrame], index: FrameIndex, start: int) 
 
 
 def _verified_frames(
-    container: Any, stream: Any, index: FrameIndex, key_pos: int, seek: bool, skip: np.ndarray
-) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Yield (index, frame) from keyframe ``index.key_index[key_pos]`` on, checked against the index.
+    container: Any, stream: Any, index: FrameIndex, key_pos: int, seek: bool, skip: np.ndarray | None
+) -> Iterator[tuple[int, av.VideoFrame, bool]]:
+    """Yield (index, frame, settled) from keyframe ``index.key_index[key_pos]`` on, checked against the index.
 
-    The first frame must be that keyframe, decoded clean; then indices must increase, and only
-    frames marked in the boolean ``skip`` (unwanted, non-key) may be missing between them.
+    The first frame must be that keyframe, decoded clean. With a boolean ``skip``, indices come from each frame's
+    pts: they must increase, and only frames marked in ``skip`` (unwanted, non-key) may be missing between them;
+    ``settled`` is always True. With ``skip`` None (counted mode, see the module), nothing is skipped, indices are
+    counted, and ``settled`` says whether the labels seen so far are exactly the index's from the keyframe on.
     Raises SeekMismatch when the decoder's output does not follow the index, DecodeFailed on errors.
     """
     start = int(index.key_index[key_pos])
@@ -145,7 +165,7 @@ def _verified_frames(
     for target in _seek_targets(index, key_pos) if seek else [None]:
         if target is not None:
             container.seek(target, stream=stream, backward=True, any_frame=False)
-        frames = decoded(container, stream, skippable)
+        frames = decoded(container, stream, skippable if skip is not None else None)
         first = _first_from(frames, index, start)
         if first is not None and first[0] == start:
             break  # otherwise the seek overshot: try an earlier timestamp
@@ -154,44 +174,72 @@ def _verified_frames(
     position, frame = first
     if not _is_keyframe(frame):
         raise SeekMismatch(f"frame {position} is not a keyframe after seeking")
+    labels, highest = {start}, start  # counted mode: the labels seen, and the largest
     while True:
         if frame.is_corrupt:
             raise SeekMismatch(f"frame {position} decoded corrupt after seeking")
-        yield position, frame
+        yield position, frame, skip is not None or highest == position
         frame = next(frames, None)
         if frame is None:
             return
-        previous, position = position, _frame_index(index, frame)
-        if position <= previous or not skip[previous + 1 : position].all():
-            raise SeekMismatch(f"decoded frame {position} right after frame {previous}")
+        previous, label = position, _frame_index(index, frame)
+        if skip is not None:
+            position = label
+            if position <= previous:
+                raise SeekMismatch(f"decoded frame {position} right after frame {previous}", reordered=True)
+            if not skip[previous + 1 : position].all():
+                raise SeekMismatch(f"decoded frame {position} right after frame {previous}")
+            continue
+        position = previous + 1
+        if label in labels or label < start or abs(label - position) > _LABEL_WINDOW:
+            raise SeekMismatch(f"frame {position} after keyframe {start} is labelled as frame {label}")
+        labels.add(label)
+        highest = max(highest, label)
+
+
+def _settle(source: Iterator[tuple[int, av.VideoFrame, bool]], settled: bool) -> None:
+    """Decode on from a counted-mode run until its labels close up (see the module); raise SeekMismatch if the
+    stream ends first (the run's label window bounds how far this goes)."""
+    while not settled:
+        step = next(source, None)
+        if step is None:
+            raise SeekMismatch("the frames decoded after a seek never matched the index's")
+        settled = step[2]
 
 
 def seeking_frames(
-    container: Any, stream: Any, index: FrameIndex, wanted: np.ndarray, at_start: bool
+    container: Any, stream: Any, index: FrameIndex, wanted: np.ndarray, at_start: bool, counted: bool = False
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (index, frame) for the sorted unique ``wanted`` indices, seeking keyframe to keyframe.
 
     Seeks only when the next wanted frame's keyframe lies beyond what has been decoded; ``at_start``: the
-    container has just been opened, so keyframe 0 needs no seek. Raises SeekMismatch or DecodeFailed for the
+    container has just been opened, so keyframe 0 needs no seek. ``counted``: counted mode (see the module); the
+    request ends only once the labels decoded so far have closed up. Raises SeekMismatch or DecodeFailed for the
     caller to fall back.
     """
     key_pos = index.gop_of(wanted)
-    skip = np.ones(index.info.num_frames, dtype=bool)  # frames the decoder may drop if unreferenced
-    skip[wanted] = False
-    skip[index.key_index] = False
-    source: Iterator[tuple[int, av.VideoFrame]] | None = None
-    decoded_to = -1
+    skip = None
+    if not counted:
+        skip = np.ones(index.info.num_frames, dtype=bool)  # frames the decoder may drop if unreferenced
+        skip[wanted] = False
+        skip[index.key_index] = False
+    source: Iterator[tuple[int, av.VideoFrame, bool]] | None = None
+    decoded_to, settled = -1, True
     for target, pos in zip(wanted.tolist(), key_pos.tolist()):
         if source is None or int(index.key_index[pos]) > decoded_to + 1:
+            if source is not None:
+                _settle(source, settled)
             seek = source is not None or pos > 0 or not at_start
             source = _verified_frames(container, stream, index, pos, seek, skip)
-        for position, frame in source:
+        for position, frame, settled in source:
             decoded_to = position
             if position == target:
                 yield position, frame
                 break
         else:
             raise SeekMismatch(f"stream ended before frame {target}")
+    if source is not None:
+        _settle(source, settled)
 
 
 def sequential_frames(container: Any, stream: Any, wanted: np.ndarray) -> Iterator[tuple[int, av.VideoFrame]]:
