@@ -5,8 +5,11 @@ on. When a seek lands elsewhere its fallback path counts from an unchecked posit
 returns whole clips of wrong frames. So every call is validated here, whatever happened before:
 
 * decord serves only containers and 8-bit pixel formats where its RGB conversion equals PyAV's (MP4/MOV,
-  Matroska/WebM, AVI; not MPEG-TS, where decord 0.6.0 returns frame i+30 for frame i, nor 10-bit), files whose
-  frame index is trusted and has no open GOP, and only when its frame count, timestamps and keyframes agree with the
+  Matroska/WebM; not MPEG-TS, where decord 0.6.0 returns frame i+30 for frame i, nor 10-bit), codecs whose decoding
+  is bit-exact by specification (H.264, HEVC, VP8, VP9, AV1: integer transforms; not MPEG-4 part 2, MS-MPEG4 or
+  MPEG-2, whose IDCT may differ between FFmpeg builds: on OpenCV's vtest.avi decord's P-frames drift from PyAV's by
+  up to 2/255 on dozens of pixels while the keyframes agree), files whose frame index is trusted, needs no counted
+  mode (AVI, see .pyav) and has no open GOP, and only when its frame count, timestamps and keyframes agree with the
   demuxed index;
 * each call also asks decord for the keyframe of every GOP it decodes from, and compares those keyframes with
   PyAV's verified decode of the same frames. Any difference, or any decord failure, and the call returns None: the
@@ -23,7 +26,8 @@ import numpy as np
 from .index import FrameIndex
 
 # Containers and pixel formats where decord's frames were checked pixel-exact against PyAV's.
-_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+_BIT_EXACT_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d"})
 _PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 
 # Returns PyAV's verified RGB frames for the given sorted indices ({index: (H, W, 3) uint8}); raises on failure.
@@ -31,9 +35,11 @@ ReferenceFrames = Callable[[np.ndarray], dict[int, np.ndarray]]
 
 
 def supported(index: FrameIndex) -> bool:
-    """Return whether decord may serve this file at all (container, pixel format, trusted index, closed GOPs)."""
+    """Return whether decord may serve this file at all (container, codec, pixel format, trusted index, closed
+    GOPs)."""
     known_format = _FORMATS & set(index.container_format.split(","))
-    return bool(index.seekable and not index.open_gop and known_format and index.pixel_format in _PIXEL_FORMATS)
+    exact = index.codec in _BIT_EXACT_CODECS and index.pixel_format in _PIXEL_FORMATS
+    return bool(index.seekable and not index.counted and not index.open_gop and known_format and exact)
 
 
 def agrees(reader: Any, index: FrameIndex) -> bool:
