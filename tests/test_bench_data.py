@@ -34,3 +34,17 @@ def test_against_torchcodec_says_when_it_is_missing(bench, monkeypatch):
     with pytest.raises(SystemExit) as err:
         bench.run(parser.parse_args(["--against", "torchcodec"]))
     assert "torchcodec is not installed" in str(err.value)
+
+
+def test_swscale_comparison_measures_the_difference_from_the_transform(bench, tmp_path):
+    """``--against swscale``: one row for the transform (its own reference) and one per swscale flag, each with a
+    time and its pixel difference from the transform's output at the same size."""
+    from mvit_video.data.synthetic import render_clip, write_video
+
+    path = str(tmp_path / "clip.mp4")
+    write_video(path, render_clip("move_right", np.random.default_rng(0), 96, 48), 30)
+    rows = bench.swscale_rows(path, short_side=40)
+    assert [row["method"] for row in rows][1:] == [f"swscale {flag}" for flag in bench.SWSCALE_FLAGS]
+    assert rows[0]["mean"] == 0 and rows[0]["max"] == 0
+    assert all(row["ms"] > 0 for row in rows)
+    assert all(0 < row["mean"] < 64 and row["max"] >= row["p99"] for row in rows[1:])  # close, never identical

