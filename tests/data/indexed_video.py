@@ -313,3 +313,25 @@ def write_packed_bframes(path: str | Path, num_frames: int = 120, closed_gop: bo
 
 def write_packed_bframes_open_gop(path: str | Path, num_frames: int = 120) -> Path:
     return write_packed_bframes(path, num_frames, closed_gop=False)
+
+
+def write_open_gop_avi(path: str | Path, num_frames: int = 120) -> Path:
+    """H.264 with open GOPs in AVI: the keyframe packet's pts is the slot of the B-frame shown before it."""
+    params = "open-gop=1:keyint=12:min-keyint=12:bframes=3:scenecut=0"
+    return write_indexed_video(path, num_frames, options={"crf": "18", "x264-params": params})
+
+
+def write_decode_order_pts(path: str | Path, num_frames: int = 120) -> Path:
+    """H.264 with B-frames in Matroska whose stored pts are decode order (pts = dts = packet number), as a careless
+    remux from AVI writes them: each decoded frame is labelled with another frame's pts."""
+    path = Path(path)
+    source = write_h264_bframes(path.with_suffix(".source.mp4"), num_frames)
+    with av.open(str(source)) as reader, av.open(str(path), mode="w") as writer:
+        video = reader.streams.video[0]
+        stream = writer.add_stream_from_template(video)
+        for number, packet in enumerate(p for p in reader.demux(video) if p.size):
+            packet.stream, packet.time_base = stream, video.time_base
+            packet.pts = packet.dts = number * int(round(1 / (video.time_base * 30)))
+            writer.mux(packet)
+    source.unlink()
+    return path

@@ -53,6 +53,8 @@ GENERATED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "edit_list_mp4": (iv.write_edit_list, "edit_list.mp4"),
     "packed_bframes_avi": (iv.write_packed_bframes, "packed.avi"),
     "packed_bframes_open_gop_avi": (iv.write_packed_bframes_open_gop, "packed_open.avi"),
+    "open_gop_avi": (iv.write_open_gop_avi, "open_gop.avi"),
+    "decode_order_pts_mkv": (iv.write_decode_order_pts, "decode_order.mkv"),
 }
 REAL_VIDEOS = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"]
 
@@ -365,7 +367,8 @@ with VideoReader(path, backend) as video:  # one reader for all clips, last clip
 print(json.dumps({"clips": clips, "first": first, "reused": reused}))
 """
 
-COLD_GENERATED = ["intra_refresh_mp4", "open_gop_mp4", "edit_list_mp4", "b_pyramid_mp4", "packed_bframes_avi"]
+COLD_GENERATED = ["intra_refresh_mp4", "open_gop_mp4", "edit_list_mp4", "b_pyramid_mp4", "packed_bframes_avi",
+                  "decode_order_pts_mkv"]
 COLD_REAL = ["bikes.mp4", "carphone_pristine.mp4"]  # B-frames and 6 GOPs; one GOP per 12 frames
 
 
@@ -544,7 +547,8 @@ def test_real_video_seeks_to_the_right_keyframe(real_video_dir: Path, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "name", ["h264_bframes", "pts_offset_mkv", "mpegts", "b_pyramid_mp4", "open_gop_mkv", "packed_bframes_avi"]
+    "name", ["h264_bframes", "pts_offset_mkv", "mpegts", "b_pyramid_mp4", "open_gop_mkv", "packed_bframes_avi",
+             "decode_order_pts_mkv"]
 )
 def test_many_queries_never_trip_the_seek_checks(
     video_dir: Path, references: dict, name: str, monkeypatch: pytest.MonkeyPatch
@@ -618,84 +622,121 @@ def test_to_rgb_converts_on_one_thread_and_copes_with_pyav_before_17(monkeypatch
     assert calls == ["rgb24"] * 2 and pyav._ONE_SWS_THREAD == {}  # refused once with threads, then never asked
 
 
-# --- packed B-frames (DivX/XviD in AVI, as UCF-101 and HMDB-51): counted mode -----------------------------------
+# --- packed B-frames (DivX/XviD in AVI, as UCF-101 and HMDB-51), decode-order pts: counted mode ------------------
 
 
-def packed_requests(count: int) -> list[list[int]]:
-    """Random requests of 1-12 frames, and single frames just before and after each keyframe (every 12)."""
+def packed_requests(path: Path, count: int) -> list[list[int]]:
+    """Random requests of 1-12 frames, each keyframe and its neighbours alone, and all keyframes at once."""
     rng = np.random.default_rng(3)
     requests = [sorted(rng.choice(count, size=int(rng.integers(1, 13)), replace=False).tolist()) for _ in range(25)]
-    return requests + [[k + offset] for k in range(12, count - 2, 12) for offset in (-2, -1, 1, 2)]
+    keys = frame_index(path).key_index.tolist()
+    near = [[k + offset] for k in keys[1:] for offset in (-2, -1, 0, 1, 2) if 0 <= k + offset < count]
+    return requests + near + [keys[1:]]
+
+
+def count_sequential_passes(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Patch the PyAV backend to record each pass from the start; return the live list."""
+    passes: list = []
+    real_sequential = pyav.sequential_frames
+    monkeypatch.setattr(pyav, "sequential_frames", lambda *a: passes.append(a) or real_sequential(*a))
+    return passes
 
 
 def test_packed_bframes_label_frames_with_permuted_pts(video_dir: Path) -> None:
-    """The premise of counted mode, on the generated file: decoded in presentation order (each frame shows its
-    index) but labelled with the pts of a neighbour."""
-    with av.open(str(video_dir / "packed.avi")) as container:
-        frames = list(container.decode(video=0))
-    assert [iv.read_index(frame.to_ndarray(format="rgb24")) for frame in frames] == list(range(len(frames)))
-    labels = [frame.pts for frame in frames]
-    assert labels != sorted(labels) and sorted(labels) == [p for p in frame_index(video_dir / "packed.avi").pts]
-    assert frame_index(video_dir / "packed.avi").counted and not frame_index(video_dir / "bframes.mp4").counted
+    """The premise of counted mode, on the generated files: decoded in presentation order (each frame shows its
+    index) but labelled with the pts of a neighbour; the index says so from the codec, the container or the pts."""
+    for file in ("packed.avi", "decode_order.mkv"):
+        with av.open(str(video_dir / file)) as container:
+            frames = list(container.decode(video=0))
+        assert [iv.read_index(frame.to_ndarray(format="rgb24")) for frame in frames] == list(range(len(frames)))
+        labels = [frame.pts for frame in frames]
+        assert labels != sorted(labels) and sorted(labels) == frame_index(video_dir / file).pts.tolist()
+    assert frame_index(video_dir / "packed.avi").counted and frame_index(video_dir / "decode_order.mkv").counted
+    assert frame_index(video_dir / "decode_order.mkv").decode_order_pts
+    assert not frame_index(video_dir / "bframes.mp4").counted and not frame_index(video_dir / "offset.mkv").counted
 
 
-def test_packed_bframes_seek_exactly_in_counted_mode(
-    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", ["packed_bframes_avi", "decode_order_pts_mkv"])
+def test_permuted_labels_seek_exactly_in_counted_mode(
+    video_dir: Path, references: dict, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every request, each on a new reader (cold) and all on one reader, is exact and seeks (no pass from the start).
     With timestamps trusted instead (counted mode off), the same requests return wrong frames: the NONREF skipping
     of unwanted B-frames hides the permutation from the pts checks. That was this decoder before counted mode."""
-    count, reference = references["packed_bframes_avi"]
-    path = video_dir / "packed.avi"
-    sequential = []
-    real_sequential = pyav.sequential_frames
-    monkeypatch.setattr(pyav, "sequential_frames", lambda *a: sequential.append(a) or real_sequential(*a))
+    count, reference = references[name]
+    path = video_dir / GENERATED[name][1]
+    passes = count_sequential_passes(monkeypatch)
     with VideoReader(path, "pyav") as warm:
-        for indices in packed_requests(count):
+        for indices in packed_requests(path, count):
             with VideoReader(path, "pyav") as cold:
                 got = cold.frames(indices).numpy()
             assert [iv.read_index(frame) for frame in got] == indices
             np.testing.assert_array_equal(got, warm.frames(indices).numpy())
-    assert not sequential
+    assert not passes
 
     monkeypatch.setattr(FrameIndex, "counted", property(lambda self: False))
     wrong = 0
-    for indices in packed_requests(count):
+    for indices in packed_requests(path, count):
         with VideoReader(path, "pyav") as cold:
             wrong += sum(iv.read_index(frame) != index for frame, index in zip(cold.frames(indices).numpy(), indices))
     assert wrong > 0
 
 
-def test_packed_bframes_counted_mode_refuses_a_lost_frame(
-    video_dir: Path, references: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A decoder that drops one frame after a seek shifts every count after it: the labels never close up, the seek
-    is refused and the pass from the start answers."""
-    count, reference = references["packed_bframes_avi"]
+def tamper_after_seek(monkeypatch: pytest.MonkeyPatch, change: Callable[[list], list]) -> dict[str, int]:
+    """Patch the PyAV backend so that the first decode after a seek yields ``change(frames)`` instead of its frames;
+    return live counters of the frames that decode yielded."""
     real_decoded = pyav.decoded
-    drops = []
+    state = {"calls": 0, "yielded": 0}
 
-    def dropping(container, stream, skippable=None):
+    def tampered(container, stream, skippable=None):
+        state["calls"] += 1
         frames = real_decoded(container, stream, skippable)
-        for number, frame in enumerate(frames):
-            if number == 3 and not drops:  # the first decode is the seek's; the pass from the start is untouched
-                drops.append(frame.pts)
-                continue
+        if state["calls"] > 1:  # the first decode is the seek's; the pass from the start is untouched
+            yield from frames
+            return
+        for frame in change(list(frames)):
+            state["yielded"] += 1
             yield frame
 
-    monkeypatch.setattr(pyav, "decoded", dropping)
+    monkeypatch.setattr(pyav, "decoded", tampered)
+    return state
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda frames: frames[:3] + frames[4:], id="frame-lost"),
+        pytest.param(lambda frames: frames[:3] + [frames[2]] + frames[3:], id="frame-twice"),
+        pytest.param(lambda frames: frames[:3] + [frames[30]] + frames[4:], id="frame-from-later"),
+    ],
+)
+def test_counted_mode_refuses_what_does_not_close_up(
+    video_dir: Path, references: dict, change: Callable[[list], list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder that loses, repeats or misplaces a frame after a seek shifts the count: the labels never close up
+    (or one repeats), the seek is refused within the label window, and the pass from the start answers."""
+    count, reference = references["packed_bframes_avi"]
+    state = tamper_after_seek(monkeypatch, change)
     with VideoReader(video_dir / "packed.avi", "pyav") as video:
-        got = video.frames([50, 52]).numpy()  # keyframe 48: frame 51 is dropped
+        assert video._index.key_index[4] == 44
+        got = video.frames([46, 48]).numpy()  # from keyframe 44: the 4th frame (47) is the one tampered with
         assert not video._seekable  # refused
-    assert drops and [iv.read_index(frame) for frame in got] == [50, 52]
-    np.testing.assert_array_equal(got, np.stack([reference[50], reference[52]]))
+    assert [iv.read_index(frame) for frame in got] == [46, 48]
+    np.testing.assert_array_equal(got, np.stack([reference[46], reference[48]]))
+    assert state["yielded"] <= 4 + pyav._LABEL_WINDOW + 2  # refused near the damage, not at the end of the file
 
 
-def test_packed_open_gop_seeks_are_refused_but_frames_exact(video_dir: Path, references: dict) -> None:
-    """With open GOPs the B-frame before each keyframe rides in the keyframe's packet and references the previous
-    GOP: the decoder's first frame after a seek is not the keyframe, so seeks are refused and the file is read from
-    the start, exactly."""
-    count, reference = references["packed_bframes_open_gop_avi"]
-    with VideoReader(video_dir / "packed_open.avi", "pyav") as video:
-        for indices in packed_requests(count)[:6]:
-            assert [iv.read_index(frame) for frame in video.frames(indices).numpy()] == indices
+def test_open_gop_avi_keyframes_are_not_taken_on_their_label(video_dir: Path, references: dict,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an open-GOP AVI the keyframe packet's pts is the slot of the B-frame shown before the keyframe, which the
+    decoder drops after a seek: the keyframe comes out first with that label. Taken alone it would be accepted as
+    the B-frame (frame k+1 returned for frame k); counted mode waits for the labels to close up, which they never
+    do, so the seek is refused and every keyframe, asked alone or together, is exact."""
+    for name in ("open_gop_avi", "packed_bframes_open_gop_avi"):
+        count, reference = references[name]
+        path = video_dir / GENERATED[name][1]
+        passes = count_sequential_passes(monkeypatch)
+        for indices in packed_requests(path, count)[-12:]:  # keyframes and their neighbours, then all keyframes
+            with VideoReader(path, "pyav") as cold:
+                assert [iv.read_index(frame) for frame in cold.frames(indices).numpy()] == indices
+        assert passes  # seeks refused

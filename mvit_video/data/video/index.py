@@ -50,13 +50,14 @@ class FrameIndex:
     container_format: str = ""  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     pixel_format: str = ""  # decoder output format, e.g. "yuv420p"
     codec: str = ""  # FFmpeg decoder name, e.g. "h264"
+    decode_order_pts: bool = False  # the codec reorders frames, yet the stored pts only ever increase in decode order
 
     @property
     def counted(self) -> bool:
-        """Whether seeks are checked in counted mode (see :mod:`.pyav`): the codec may pack B-frames (MPEG-4 part 2,
-        DivX/XviD), or the container stores no presentation timestamps (AVI: FFmpeg guesses them), so a decoded
-        frame's pts need not be its own."""
-        return self.codec == "mpeg4" or self.container_format == "avi"
+        """Whether seeks are checked in counted mode (see :mod:`.pyav`): a decoded frame's pts need not be its own,
+        because the codec may pack B-frames (MPEG-4 part 2, DivX/XviD), the container stores no presentation
+        timestamps (AVI: FFmpeg guesses them), or the stored ones are decode order (a bad remux)."""
+        return self.codec == "mpeg4" or self.container_format == "avi" or self.decode_order_pts
 
     def position_of(self, pts: int | None) -> int:
         """Return the index of the frame with timestamp ``pts``, or -1 when no frame has it."""
@@ -177,9 +178,10 @@ def _seek_index(path: str, stream: Any, packets: _Packets) -> FrameIndex | None:
     time_base = _time_base(stream)
     span = float((sorted_pts[-1] - sorted_pts[0] + _last_duration(sorted_pts)) * time_base)
     info = _info(path, stream, len(sorted_pts), span)
+    reorders = bool(getattr(stream.codec_context, "has_b_frames", False))
     return FrameIndex(
         info, time_base, sorted_pts, key_index[sort], key_pts[sort], key_dts[sort], True,
-        open_gop=_has_leading_frames(packets),
+        open_gop=_has_leading_frames(packets), decode_order_pts=reorders and bool(np.all(np.diff(pts) > 0)),
     )
 
 

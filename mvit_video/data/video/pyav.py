@@ -12,8 +12,10 @@ MPEG-4 part 2 in AVI with "packed B-frames" (DivX/XviD; UCF-101 and HMDB-51 are 
 rides in the packet of the P-frame after it and a placeholder packet follows. There a frame's position is counted
 from the keyframe (nothing is skipped), the first frame must still be the keyframe with its exact pts, and the pts
 seen since the keyframe must close up: no label before the keyframe, none twice, and before a request is accepted
-the labels of the first n frames must be exactly the index's n timestamps from the keyframe on (a dropped or added
-frame never closes, and fails the seek).
+the labels of the first n frames must be exactly the index's n timestamps from the keyframe on, for some n > 1
+and again at least every few frames (a dropped or added frame never closes, and fails the seek). The keyframe alone
+never closes: in an open-GOP AVI the keyframe packet's pts is the slot of the B-frame shown before it, which a
+decoder drops after a seek, so only a later frame shows whether the count is right.
 """
 
 from __future__ import annotations
@@ -29,17 +31,13 @@ from .index import FrameIndex
 
 
 class SeekMismatch(Exception):
-    """Frames decoded after a seek disagree with the frame index; ``reordered``: a frame's pts came before the pts of
-    the frame decoded ahead of it (the signature of permuted labels, see counted mode)."""
-
-    def __init__(self, message: str, reordered: bool = False) -> None:
-        super().__init__(message)
-        self.reordered = reordered
+    """Frames decoded after a seek disagree with the frame index."""
 
 
-# Counted mode: how far a label may stray from its counted position before the seek is refused. Packed B-frames
-# shift labels by one; a larger gap means frames were lost or added.
-_LABEL_WINDOW = 8
+# Counted mode: how far a label may stray from its counted position, and how many frames may pass without the labels
+# closing up, before the seek is refused. Packed B-frames shift labels by one and close up every other frame; x264
+# allows 16 B-frames in a row.
+_LABEL_WINDOW = 18
 
 
 class DecodeFailed(Exception):
@@ -174,20 +172,18 @@ def _verified_frames(
     position, frame = first
     if not _is_keyframe(frame):
         raise SeekMismatch(f"frame {position} is not a keyframe after seeking")
-    labels, highest = {start}, start  # counted mode: the labels seen, and the largest
+    labels, highest, closed = {start}, start, start  # counted mode: labels seen, the largest, last closed position
     while True:
         if frame.is_corrupt:
             raise SeekMismatch(f"frame {position} decoded corrupt after seeking")
-        yield position, frame, skip is not None or highest == position
+        yield position, frame, skip is not None or closed == position > start
         frame = next(frames, None)
         if frame is None:
             return
         previous, label = position, _frame_index(index, frame)
         if skip is not None:
             position = label
-            if position <= previous:
-                raise SeekMismatch(f"decoded frame {position} right after frame {previous}", reordered=True)
-            if not skip[previous + 1 : position].all():
+            if position <= previous or not skip[previous + 1 : position].all():
                 raise SeekMismatch(f"decoded frame {position} right after frame {previous}")
             continue
         position = previous + 1
@@ -195,11 +191,15 @@ def _verified_frames(
             raise SeekMismatch(f"frame {position} after keyframe {start} is labelled as frame {label}")
         labels.add(label)
         highest = max(highest, label)
+        if highest == position:  # distinct labels from start on, as many as positions: exactly the index's
+            closed = position
+        elif position - closed > _LABEL_WINDOW:
+            raise SeekMismatch(f"the labels after keyframe {start} do not close up by frame {position}")
 
 
 def _settle(source: Iterator[tuple[int, av.VideoFrame, bool]], settled: bool) -> None:
     """Decode on from a counted-mode run until its labels close up (see the module); raise SeekMismatch if the
-    stream ends first (the run's label window bounds how far this goes)."""
+    stream ends first (the run refuses to go more than its label window without closing up)."""
     while not settled:
         step = next(source, None)
         if step is None:

@@ -95,7 +95,6 @@ class VideoReader:
             raise
         self._at_start = False  # demuxing consumed the container
         self._seekable = self._index.seekable  # off for this reader after a seek proved wrong
-        self._counted = self._index.counted  # counted mode (see .pyav), also taken up once labels come out permuted
         self._decord = DecordFrames(self.path, self._index, self._threads) if self.backend == "decord" else None
         self._reformatter = VideoReformatter()  # one RGB conversion context for all frames of the file
 
@@ -183,16 +182,13 @@ class VideoReader:
         ``convert`` runs as each frame is decoded, while it is in the cache and before the decoder needs its buffer
         again; after a seek proved wrong it runs again for every index, on the sequential pass's frames.
         """
-        while self._seekable:
+        if self._seekable:
             frames: list[tuple[int, Any]] = []
             try:
                 for position, frame in pyav.seeking_frames(self._container, self._stream, self._index, wanted,
-                                                           self._at_start, self._counted):
+                                                           self._at_start, self._index.counted):
                     frames.append((position, convert(position, frame)))  # yielded once the request is verified
-            except pyav.SeekMismatch as exc:
-                if exc.reordered and not self._counted:
-                    self._counted = True  # permuted labels (packed B-frames): try again, counting frames
-                    continue
+            except pyav.SeekMismatch:
                 self._seekable = False  # this file's seeks are wrong: later calls go straight to the start
             except (pyav.DecodeFailed, ValueError):
                 pass  # maybe an artefact of the seek (a broken or resized frame): the sequential pass decides
@@ -201,7 +197,6 @@ class VideoReader:
                 return
             finally:
                 self._at_start = False
-            break
         self._rewind()
         try:
             for position, frame in pyav.sequential_frames(self._container, self._stream, wanted):
