@@ -7,9 +7,10 @@ the output. Any mismatch (a seek that lands elsewhere, a keyframe flag that lies
 SeekMismatch, and the caller decodes sequentially instead. Each seek is checked on its own, every time: nothing
 learned from earlier calls decides whether a seek is trusted.
 
-Counted mode is for streams whose decoder outputs frames in presentation order but labels them with permuted pts:
-MPEG-4 part 2 in AVI with "packed B-frames" (DivX/XviD; UCF-101 and HMDB-51 are stored so), where each B-frame
-rides in the packet of the P-frame after it and a placeholder packet follows. There a frame's position is counted
+Counted mode is for streams whose decoder outputs frames in presentation order but labels them with permuted pts
+(``FrameIndex.counted``: MPEG-4 part 2, AVI, or stored pts in decode order): above all MPEG-4 part 2 in AVI with
+"packed B-frames" (DivX/XviD; UCF-101 and HMDB-51 are stored so), where each B-frame rides in the packet of the
+P-frame after it and a placeholder packet follows. There a frame's position is counted
 from the keyframe (nothing is skipped), the first frame must still be the keyframe with its exact pts, and the pts
 seen since the keyframe must close up: no label before the keyframe, none twice, and before a request is accepted
 the labels of the first n frames must be exactly the index's n timestamps from the keyframe on, for some n > 1
@@ -208,18 +209,18 @@ def _settle(source: Iterator[tuple[int, av.VideoFrame, bool]], settled: bool) ->
 
 
 def seeking_frames(
-    container: Any, stream: Any, index: FrameIndex, wanted: np.ndarray, at_start: bool, counted: bool = False
+    container: Any, stream: Any, index: FrameIndex, wanted: np.ndarray, at_start: bool
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (index, frame) for the sorted unique ``wanted`` indices, seeking keyframe to keyframe.
 
     Seeks only when the next wanted frame's keyframe lies beyond what has been decoded; ``at_start``: the
-    container has just been opened, so keyframe 0 needs no seek. ``counted``: counted mode (see the module); the
-    request ends only once the labels decoded so far have closed up. Raises SeekMismatch or DecodeFailed for the
+    container has just been opened, so keyframe 0 needs no seek. In counted mode (``index.counted``, see the module)
+    the request ends only once the labels decoded so far have closed up. Raises SeekMismatch or DecodeFailed for the
     caller to fall back.
     """
     key_pos = index.gop_of(wanted)
     skip = None
-    if not counted:
+    if not index.counted:
         skip = np.ones(index.info.num_frames, dtype=bool)  # frames the decoder may drop if unreferenced
         skip[wanted] = False
         skip[index.key_index] = False

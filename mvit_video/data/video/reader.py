@@ -186,7 +186,7 @@ class VideoReader:
             frames: list[tuple[int, Any]] = []
             try:
                 for position, frame in pyav.seeking_frames(self._container, self._stream, self._index, wanted,
-                                                           self._at_start, self._index.counted):
+                                                           self._at_start):
                     frames.append((position, convert(position, frame)))  # yielded once the request is verified
             except pyav.SeekMismatch:
                 self._seekable = False  # this file's seeks are wrong: later calls go straight to the start
