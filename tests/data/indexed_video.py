@@ -335,3 +335,35 @@ def write_decode_order_pts(path: str | Path, num_frames: int = 120) -> Path:
             writer.mux(packet)
     source.unlink()
     return path
+
+
+def write_dropped_frames(path: str | Path, num_frames: int = 90, packed: bool = False, after: Sequence[int] = (6, 30)
+                         ) -> Path:
+    """MPEG-4 part 2 in AVI with two dropped frames as DivX writes them: an N-VOP (uncoded picture) in its own packet
+    after packets ``after`` (decode order), for which FFmpeg returns no frame. ``packed``: in a packed-B-frame stream,
+    after placeholders (so no packed B-frame is pending there). Frame i still shows index i."""
+    path = Path(path)
+    source = path.with_suffix(".source.avi")
+    if packed:
+        write_packed_bframes(source, num_frames)
+    else:
+        write_indexed_video(source, num_frames, codec="mpeg4", fps=30, options={"g": "12", "qscale": "2"})
+    with av.open(str(source)) as reader, av.open(str(path), mode="w") as writer:
+        video = reader.streams.video[0]
+        stream = writer.add_stream_from_template(video)
+        number = 0
+        for count, packet in enumerate(p for p in reader.demux(video) if p.size):
+            slots = [(bytes(packet), packet.is_keyframe)] + ([(_not_coded_vop(30), False)] if count in after else [])
+            for data, keyframe in slots:
+                out = av.Packet(data)
+                out.stream, out.time_base = stream, stream.time_base
+                out.pts = out.dts = number
+                out.is_keyframe = keyframe
+                writer.mux(out)
+                number += 1
+    source.unlink()
+    return path
+
+
+def write_packed_dropped_frames(path: str | Path, num_frames: int = 90) -> Path:
+    return write_dropped_frames(path, num_frames, packed=True)

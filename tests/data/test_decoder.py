@@ -55,6 +55,8 @@ GENERATED: dict[str, tuple[Callable[[Path], Path], str]] = {
     "packed_bframes_open_gop_avi": (iv.write_packed_bframes_open_gop, "packed_open.avi"),
     "open_gop_avi": (iv.write_open_gop_avi, "open_gop.avi"),
     "decode_order_pts_mkv": (iv.write_decode_order_pts, "decode_order.mkv"),
+    "dropped_frames_avi": (iv.write_dropped_frames, "dropped.avi"),
+    "packed_dropped_frames_avi": (iv.write_packed_dropped_frames, "packed_dropped.avi"),
 }
 REAL_VIDEOS = ["bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4"]
 
@@ -174,8 +176,9 @@ def test_probe_counts_real_frames(video_dir: Path, references: dict, name: str) 
     assert info.num_frames == references[name][0]
     assert (info.width, info.height) == (iv.WIDTH, iv.HEIGHT)
     assert info.path == str(video_dir / GENERATED[name][1])
+    drops = 2 if "dropped" in name else 0  # a dropped frame takes its time slot
     if name != "raw_h264_no_pts":  # a raw stream has no timestamps to measure
-        assert info.duration == pytest.approx(info.num_frames / info.fps, rel=0.02)
+        assert info.duration == pytest.approx((info.num_frames + drops) / info.fps, rel=0.02)
 
 
 def test_lying_header_is_not_trusted(video_dir: Path) -> None:
@@ -740,3 +743,49 @@ def test_open_gop_avi_keyframes_are_not_taken_on_their_label(video_dir: Path, re
             with VideoReader(path, "pyav") as cold:
                 assert [iv.read_index(frame) for frame in cold.frames(indices).numpy()] == indices
         assert passes  # seeks refused
+
+
+# --- MPEG-4 part 2: packets that decode to no frame ------------------------------------------------------------------
+
+
+def test_mpeg4_headers_are_read(video_dir: Path) -> None:
+    """The VOL gives vop_time_increment's width (FFmpeg writes resolution = fps: 30 -> 5 bits); a VOP header says
+    whether the picture is coded; an N-VOP says not."""
+    from mvit_video.data.video import mpeg4
+
+    with av.open(str(video_dir / "lying.avi")) as container:  # MPEG-4 part 2 in AVI, 30 fps, no B-frames
+        packets = [bytes(packet) for packet in container.demux(video=0) if packet.size]
+    assert mpeg4.time_increment_bits(packets[0]) == 5
+    assert mpeg4.time_increment_bits(packets[1]) is None  # a P-frame packet holds no VOL
+    assert mpeg4.coded_vops(packets[1], 5) == [True]
+    assert mpeg4.coded_vops(iv._not_coded_vop(30), 5) == [False]
+    assert mpeg4.coded_vops(iv._not_coded_vop(1000), 10) == [False]  # 10-bit time field
+
+
+def test_mpeg4_frame_counter_tells_dropped_frames_from_placeholders() -> None:
+    """An N-VOP after a packed pair is its placeholder (a frame); an N-VOP with no pair pending is a dropped frame."""
+    from mvit_video.data.video import mpeg4
+
+    counter = mpeg4.FrameCounter(None)
+    counter.increment_bits = 5
+    # type, modulo_time_base end, marker, 5-bit time 11111, marker, vop_coded 1
+    coded_p = bytes.fromhex("000001b6") + bytes([0b01011111, 0b11100000])
+    pair = coded_p + bytes.fromhex("000001b6") + bytes([0b10011111, 0b11100000])  # P and a packed B
+    drop = iv._not_coded_vop(30)
+    assert mpeg4.coded_vops(pair, 5) == [True, True]
+    assert [counter.yields_frame(p) for p in [coded_p, pair, drop, drop, coded_p, drop]] == [
+        True, True, True, False, True, False]
+
+
+@pytest.mark.parametrize("name", ["dropped_frames_avi", "packed_dropped_frames_avi"])
+def test_dropped_frames_are_not_counted(video_dir: Path, references: dict, name: str) -> None:
+    """Two N-VOP packets (dropped frames) decode to nothing: the index leaves them out, so the frame count is the
+    decoder's and every frame after a drop is still the one asked for, seeking or not."""
+    count, reference = references[name]
+    path = video_dir / GENERATED[name][1]
+    with av.open(str(path)) as container:
+        packets = sum(1 for packet in container.demux(video=0) if packet.size)
+    assert packets == count + 2 and probe_video(path).num_frames == count
+    for indices in packed_requests(path, count):
+        with VideoReader(path, "pyav") as cold:
+            assert [iv.read_index(frame) for frame in cold.frames(indices).numpy()] == indices

@@ -20,6 +20,7 @@ from typing import Any
 import av
 import numpy as np
 
+from . import mpeg4
 from .sniff import VideoDecodeError
 
 
@@ -89,13 +90,18 @@ class _Packets:
 def _demux(container: av.container.InputContainer, stream: Any) -> _Packets:
     """Return the video packets in decode order, without decoding (compact arrays: memory stays small).
 
-    A truncated file ends at a demux error or a cut-off last packet; what came before counts.
+    A truncated file ends at a demux error or a cut-off last packet; what came before counts. MPEG-4 part 2 packets
+    that decode to no frame (a dropped frame's N-VOP, see :mod:`.mpeg4`) are left out.
     """
     pts, dts, keys = array("q"), array("q"), array("b")
     corrupt_tail = False
+    ctx = stream.codec_context
+    vops = mpeg4.FrameCounter(ctx.extradata) if ctx.name == "mpeg4" else None
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:  # flush packets; edit-list frames never shown
+                continue
+            if vops is not None and not vops.yields_frame(bytes(packet)):
                 continue
             corrupt_tail = packet.is_corrupt
             first = packet.pts if packet.pts is not None else packet.dts
