@@ -14,6 +14,7 @@ import struct
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -299,16 +300,22 @@ def write_packed_bframes(path: str | Path, num_frames: int = 120, closed_gop: bo
                 start = data.index(_VOP)
                 data = data[:start] + b"\x00\x00\x01\xb2DivX503b1393p" + data[start:]
             slots.append((data, vop_type == 0))
-        with av.open(str(path), mode="w") as container:
-            stream = container.add_stream_from_template(video)
-            for number, (data, keyframe) in enumerate(slots):
-                packet = av.Packet(data)
-                packet.stream, packet.time_base = stream, stream.time_base
-                packet.pts = packet.dts = number
-                packet.is_keyframe = keyframe
-                container.mux(packet)
+        _write_slots(path, video, slots)
     plain.unlink()
     return path
+
+
+def _write_slots(path: Path, template: Any, slots: Sequence[tuple[bytes, bool]]) -> None:
+    """Write ``slots`` ((payload, keyframe) per packet) as the stream of a new file shaped like stream ``template``,
+    packet n at pts = dts = n."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream_from_template(template)
+        for number, (data, keyframe) in enumerate(slots):
+            packet = av.Packet(data)
+            packet.stream, packet.time_base = stream, stream.time_base
+            packet.pts = packet.dts = number
+            packet.is_keyframe = keyframe
+            container.mux(packet)
 
 
 def write_packed_bframes_open_gop(path: str | Path, num_frames: int = 120) -> Path:
@@ -348,19 +355,14 @@ def write_dropped_frames(path: str | Path, num_frames: int = 90, packed: bool = 
         write_packed_bframes(source, num_frames)
     else:
         write_indexed_video(source, num_frames, codec="mpeg4", fps=30, options={"g": "12", "qscale": "2"})
-    with av.open(str(source)) as reader, av.open(str(path), mode="w") as writer:
+    with av.open(str(source)) as reader:
         video = reader.streams.video[0]
-        stream = writer.add_stream_from_template(video)
-        number = 0
+        slots = []
         for count, packet in enumerate(p for p in reader.demux(video) if p.size):
-            slots = [(bytes(packet), packet.is_keyframe)] + ([(_not_coded_vop(30), False)] if count in after else [])
-            for data, keyframe in slots:
-                out = av.Packet(data)
-                out.stream, out.time_base = stream, stream.time_base
-                out.pts = out.dts = number
-                out.is_keyframe = keyframe
-                writer.mux(out)
-                number += 1
+            slots.append((bytes(packet), packet.is_keyframe))
+            if count in after:
+                slots.append((_not_coded_vop(30), False))
+        _write_slots(path, video, slots)
     source.unlink()
     return path
 
